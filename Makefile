@@ -1,0 +1,28 @@
+# Asterisk AI Gateway - the commands the README gives.
+.PHONY: install run demo test test-sqlite test-postgres lint typecheck bench bench-smoke ari-ops
+
+PY := .venv/bin/python
+TEST_PG ?= postgresql://postgres@127.0.0.1:5432/test
+
+install: .venv/.installed
+.venv/.installed: pyproject.toml poetry.lock
+	bash scripts/bootstrap
+	touch $@
+
+run: install            ## the service on embedded defaults (SQLite, Redis on localhost)
+	$(PY) -m app.cli serve --host 127.0.0.1 --port 8000
+
+demo: install           ## one call through a fake Asterisk, no PBX and no API key needed
+	$(PY) -m app.cli demo
+
+test: install           ## the whole suite: SQLite, then the database tests again on PostgreSQL
+	$(PY) -m pytest -q
+	TEST_DATABASE_URL=$(TEST_PG) $(PY) -m pytest -q -m "not browser" tests/test_call_path.py tests/api
+
+lint: install
+	.venv/bin/ruff check app tests scripts benchmarks
+	.venv/bin/ruff format --check app tests scripts benchmarks
+	.venv/bin/mypy
+
+ari-ops:                ## regenerate app/testing/ari_operations.json from ../shared/ari-api-docs
+	$(PY) scripts/gen_ari_operations.py

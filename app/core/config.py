@@ -1,0 +1,166 @@
+"""Gateway settings, read once from the environment and `.env` (pydantic-settings).
+
+Every name here is documented in `.env.example`. Nothing else in the project reads
+`os.environ`; code gets a `Settings` through `get_settings()` or dependency injection.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Passwords that count as "not set" for the admin surface (issue: no weak default).
+WEAK_PASSWORDS = frozenset({"", "admin", "password", "changeme", "change-me", "secret", "asterisk", "123456"})
+
+
+class Settings(BaseSettings):
+    """All gateway configuration. Field names map to upper-case environment variables.
+
+    Units are in the field names (`*_SECONDS`, `*_MS`, `*_BYTES`, `*_CHARS`).
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- LLM providers -------------------------------------------------------------
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model_name: str = "gpt-4o-mini"
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str | None = None
+    gemini_model_name: str = "gemini-2.5-flash"
+    default_ai_model: str = "openai"
+    fallback_ai_model: str | None = None
+    llm_request_timeout_seconds: float = 10.0
+    llm_max_retries: int = 2
+
+    # --- Redis (conversation memory) -----------------------------------------------
+    redis_url: str | None = None
+    redis_host: str = "localhost"
+    redis_port: int = 6379
+    redis_password: SecretStr | None = None
+    redis_db: int = 0
+    redis_key_prefix: str = "aigw:"
+    redis_timeout_seconds: float = 0.5
+    conversation_ttl_seconds: int = 3600
+    conversation_max_turns: int = 20
+
+    # --- Database --------------------------------------------------------------------
+    database_url: str = "sqlite:///./gateway.db"
+    prompt_cache_ttl_seconds: float = 5.0
+
+    # --- Admin web UI and REST API ---------------------------------------------------
+    web_ui_username: str = "admin"
+    web_ui_password: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    dev_mode: bool = False
+
+    # --- Asterisk ARI ----------------------------------------------------------------
+    ari_enabled: bool = True
+    asterisk_ari_url: str = "http://localhost:8088"
+    asterisk_ari_username: str = "asterisk"
+    asterisk_ari_password: SecretStr = SecretStr("asterisk")
+    asterisk_app_name: str = "ai_ari_app"
+    ari_max_connections: int = Field(default=20, ge=1, le=90)
+    ari_request_timeout_seconds: float = 5.0
+    ari_reconnect_min_seconds: float = 0.5
+    ari_reconnect_max_seconds: float = 30.0
+
+    # --- Call handling ---------------------------------------------------------------
+    max_concurrent_calls: int = Field(default=100, ge=1)
+    ai_turn_timeout_seconds: float = Field(default=15.0, gt=0)
+    max_user_input_chars: int = 2000
+    max_stasis_arg_chars: int = 4000
+    default_fallback_text: str = "Sorry, I can't help with that right now. Please hold for an agent."
+
+    # --- HTTP tools ------------------------------------------------------------------
+    tool_default_timeout_seconds: float = 5.0
+    tool_max_response_bytes: int = 8192
+    tool_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # --- Logging ---------------------------------------------------------------------
+    debug_mode: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("tool_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        """Accept a comma-separated string for `TOOL_ALLOWED_HOSTS`."""
+        if isinstance(value, str):
+            return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator(
+        "openai_api_key",
+        "gemini_api_key",
+        "redis_password",
+        "web_ui_password",
+        "secret_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        """Treat an empty variable (`OPENAI_API_KEY=`) as unset."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    # --- Derived values --------------------------------------------------------------
+    @property
+    def ari_base_url(self) -> str:
+        """ARI REST root, e.g. ``http://pbx:8088/ari`` (accepts the URL with or without /ari)."""
+        url = self.asterisk_ari_url.rstrip("/")
+        return url if url.endswith("/ari") else f"{url}/ari"
+
+    @property
+    def ari_events_url(self) -> str:
+        """WebSocket URL of the ARI event stream for our Stasis application (ARI events.json)."""
+        base = self.ari_base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        return f"{base}/events?app={quote(self.asterisk_app_name)}&subscribeAll=false"
+
+    @property
+    def effective_redis_url(self) -> str:
+        """`REDIS_URL` when set, else a URL built from host, port, password and db."""
+        if self.redis_url:
+            return self.redis_url
+        auth = ""
+        if self.redis_password is not None:
+            auth = f":{quote(self.redis_password.get_secret_value(), safe='')}@"
+        return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
+    @property
+    def async_database_url(self) -> str:
+        """`DATABASE_URL` with an asyncio driver (aiosqlite, asyncpg) filled in."""
+        url = self.database_url
+        for plain, driver in (
+            ("sqlite://", "sqlite+aiosqlite://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        return url
+
+    @property
+    def admin_password_problem(self) -> str | None:
+        """Why the admin surface must refuse to serve, or None when the password is usable."""
+        if self.web_ui_password is None:
+            return "WEB_UI_PASSWORD is not set"
+        if self.web_ui_password.get_secret_value().strip().lower() in WEAK_PASSWORDS:
+            return "WEB_UI_PASSWORD is a well-known default"
+        return None
+
+    def provider_key(self, provider: str) -> SecretStr | None:
+        """The API key configured for `provider` (``openai`` or ``gemini``), if any."""
+        return {"openai": self.openai_api_key, "gemini": self.gemini_api_key}.get(provider)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once (cached)."""
+    return Settings()

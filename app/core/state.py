@@ -1,0 +1,41 @@
+"""The long-lived objects the lifespan builds, kept typed on `app.state.gateway`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+    from app.api.ari_handler import CallHandler
+    from app.core.config import Settings
+    from app.core.metrics import Metrics
+    from app.services.ari_client import AriClient, AriEventStream
+    from app.services.call_log import CallLogWriter
+    from app.services.catalog import Catalog
+    from app.services.tool_executor import ToolExecutor
+    from app.services.turn_service import TurnService
+
+
+@dataclass
+class GatewayState:
+    """Everything the routes and the ARI handler share, built once per process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    redis: Redis
+    http: httpx.AsyncClient
+    metrics: Metrics
+    catalog: Catalog
+    tool_executor: ToolExecutor
+    turn_service: TurnService
+    call_log: CallLogWriter
+    ari: AriClient | None = None
+    ari_events: AriEventStream | None = None
+    call_handler: CallHandler | None = None
+    admin_password: str | None = None
+    extras: dict[str, object] = field(default_factory=dict)

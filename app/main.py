@@ -1,0 +1,192 @@
+"""Application factory and lifespan. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app import __version__
+from app.api.ari_handler import CallHandler
+from app.core.config import Settings, get_settings
+from app.core.database import create_engine, create_session_factory, run_migrations
+from app.core.logging import configure_logging
+from app.core.metrics import Metrics
+from app.core.security import SecretBox
+from app.core.state import GatewayState
+from app.services.ai_service import AiService
+from app.services.ari_client import AriClient, AriEventStream, create_ari_http_client
+from app.services.call_log import CallLogWriter
+from app.services.catalog import Catalog
+from app.services.llm import ModelFactory
+from app.services.redis_service import ConversationMemory, create_redis
+from app.services.tool_executor import ToolExecutor
+from app.services.turn_service import TurnService
+
+logger = logging.getLogger("app")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def _secret_key(settings: Settings) -> str:
+    """`SECRET_KEY`, or (when unset) a key kept in `.gateway-secret-key` so restarts can decrypt."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = Path(".gateway-secret-key")
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    logger.warning("SECRET_KEY is not set: generated one in %s (set SECRET_KEY in production)", path)
+    return key
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Build every long-lived client, start the ARI event loop, and close all in reverse."""
+    settings: Settings = app.state.settings
+    redact = configure_logging(settings)
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings.async_database_url)
+        stack.push_async_callback(engine.dispose)
+        await run_migrations(engine)
+        session_factory = create_session_factory(engine)
+        metrics = Metrics()
+        catalog = Catalog(
+            session_factory, SecretBox(_secret_key(settings)), ttl_seconds=settings.prompt_cache_ttl_seconds
+        )
+        await catalog.ensure_default_prompt()
+
+        redis = create_redis(settings.effective_redis_url, timeout_seconds=settings.redis_timeout_seconds)
+        stack.push_async_callback(redis.aclose)
+        http = httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            timeout=httpx.Timeout(settings.tool_default_timeout_seconds),
+        )
+        stack.push_async_callback(http.aclose)
+
+        executor = ToolExecutor(
+            http,
+            max_response_bytes=settings.tool_max_response_bytes,
+            allowed_hosts=settings.tool_allowed_hosts,
+            metrics=metrics,
+        )
+        models = ModelFactory(settings)
+        memory = ConversationMemory(
+            redis,
+            prefix=settings.redis_key_prefix,
+            ttl_seconds=settings.conversation_ttl_seconds,
+            max_turns=settings.conversation_max_turns,
+        )
+        call_log = CallLogWriter(session_factory, metrics=metrics)
+        call_log.start()
+        stack.push_async_callback(call_log.stop)
+        turns = TurnService(settings, catalog, AiService(models, executor), memory, call_log, metrics)
+
+        state = GatewayState(
+            settings=settings,
+            engine=engine,
+            session_factory=session_factory,
+            redis=redis,
+            http=http,
+            metrics=metrics,
+            catalog=catalog,
+            tool_executor=executor,
+            turn_service=turns,
+            call_log=call_log,
+        )
+        state.extras["memory"] = memory
+        state.extras["models"] = models
+        state.extras["redact"] = redact
+        app.state.gateway = state
+
+        if not any(models.configured().values()):
+            logger.warning(
+                "NOTICE: no LLM API key is set (OPENAI_API_KEY or GEMINI_API_KEY). Calls will "
+                "continue with the fallback text and AI_STATUS=ERROR, AI_ERROR=llm_not_configured. "
+                "Run `make demo` for an offline demo with a local stand-in model."
+            )
+        if settings.admin_password_problem and settings.dev_mode:
+            state.admin_password = secrets.token_urlsafe(12)
+            redact.add(state.admin_password)
+            logger.warning(
+                "DEV_MODE: %s; admin UI login for this run: %s / %s",
+                settings.admin_password_problem,
+                settings.web_ui_username,
+                state.admin_password,
+            )
+        elif settings.admin_password_problem:
+            logger.warning("admin UI and API disabled: %s", settings.admin_password_problem)
+
+        if settings.ari_enabled:
+            ari_http = create_ari_http_client(
+                settings.ari_base_url,
+                settings.asterisk_ari_username,
+                settings.asterisk_ari_password.get_secret_value(),
+                max_connections=settings.ari_max_connections,
+                timeout_seconds=settings.ari_request_timeout_seconds,
+            )
+            stack.push_async_callback(ari_http.aclose)
+            ari = AriClient(ari_http)
+            connected = asyncio.Event()
+            handler = CallHandler(ari, turns, settings, metrics, connected=connected)
+            events = AriEventStream(
+                settings.ari_events_url,
+                settings.asterisk_ari_username,
+                settings.asterisk_ari_password.get_secret_value(),
+                on_event=handler.on_event,
+                on_connected=handler.recover_parked_channels,
+                metrics=metrics,
+                min_backoff_s=settings.ari_reconnect_min_seconds,
+                max_backoff_s=settings.ari_reconnect_max_seconds,
+                connected=connected,
+            )
+            state.ari, state.ari_events, state.call_handler = ari, events, handler
+            reader = asyncio.create_task(events.run(), name="ari-events")
+
+            async def _stop_ari() -> None:
+                await handler.drain(settings.ai_turn_timeout_seconds + 5)
+                await events.stop()
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+
+            stack.push_async_callback(_stop_ari)
+            logger.info(
+                "ARI: Stasis application '%s' at %s", settings.asterisk_app_name, settings.ari_base_url
+            )
+        logger.info("Asterisk AI Gateway %s started", __version__)
+        yield
+        logger.info("shutting down")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the FastAPI application.
+
+    Args:
+        settings: explicit settings (tests); default `get_settings()`.
+    """
+    app = FastAPI(
+        title="Asterisk AI Gateway",
+        version=__version__,
+        description="LLM agents on Asterisk calls: admin REST API for prompts, tools, calls and status.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    with contextlib.suppress(ImportError):
+        from app.api.errors import install_error_handlers
+        from app.api.router import include_routers
+
+        install_error_handlers(app)
+        include_routers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,184 @@
+"""Asynchronous call-log writes: a bounded queue, batched transactions, retries.
+
+Turns never wait on the database: `submit()` only enqueues. One worker task writes
+batches in a transaction each, retrying with backoff while the database is down.
+A record that cannot be queued (queue full) or written (retries exhausted) is
+counted in `dropped` and the `aigw_call_log_dropped` metric, and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from app.core.metrics import Metrics
+from app.models import Call, Turn
+from app.services.domain import TurnOutcome
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class CallLogEntry:
+    """One finished turn with the call facts needed to file it."""
+
+    source: str
+    uniqueid: str
+    channel_id: str | None
+    caller_id_number: str | None
+    caller_id_name: str | None
+    user_input: str
+    outcome: TurnOutcome
+    started_at: datetime
+    ended_at: datetime
+
+
+class CallLogWriter:
+    """Writes `CallLogEntry` records to the `calls`/`turns` tables in the background.
+
+    Args:
+        max_queue: entries held while the database is slow or down.
+        batch_size: entries written per transaction at most.
+        attempts: tries per batch before its entries are dropped.
+    """
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        metrics: Metrics | None = None,
+        max_queue: int = 10_000,
+        batch_size: int = 100,
+        attempts: int = 6,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
+        """Create the queue; call `start()` to run the worker."""
+        self._sessions = session_factory
+        self._metrics = metrics
+        self._queue: asyncio.Queue[CallLogEntry] = asyncio.Queue(maxsize=max_queue)
+        self._batch = batch_size
+        self._attempts = attempts
+        self._max_backoff = max_backoff_seconds
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+        self.written = 0
+
+    def start(self) -> None:
+        """Start the writer task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="call-log-writer")
+
+    def submit(self, entry: CallLogEntry) -> bool:
+        """Queue one entry without waiting. False (and counted as dropped) when full."""
+        try:
+            self._queue.put_nowait(entry)
+            return True
+        except asyncio.QueueFull:
+            self._drop(1, "queue full")
+            return False
+
+    async def flush(self) -> None:
+        """Wait until every queued entry is written or dropped."""
+        await self._queue.join()
+
+    async def stop(self, timeout_seconds: float = 10.0) -> None:
+        """Drain the queue (up to `timeout_seconds`, in s), then stop the worker."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout_seconds)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if not self._queue.empty():
+            self._drop(self._queue.qsize(), "shutdown with entries pending")
+
+    @property
+    def pending(self) -> int:
+        """Entries waiting to be written."""
+        return self._queue.qsize()
+
+    def _drop(self, count: int, why: str) -> None:
+        self.dropped += count
+        if self._metrics is not None:
+            self._metrics.call_log_dropped.inc(count)
+        logger.error("call log: %d record(s) not written (%s); %d dropped in all", count, why, self.dropped)
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type((SQLAlchemyError, OSError)),
+                    stop=stop_after_attempt(self._attempts),
+                    wait=wait_exponential(multiplier=0.2, max=self._max_backoff),
+                    reraise=True,
+                ):
+                    with attempt:
+                        await self._write(batch)
+                self.written += len(batch)
+            except asyncio.CancelledError:
+                self._drop(len(batch), "writer stopped")
+                for _ in batch:
+                    self._queue.task_done()
+                raise
+            except Exception as exc:
+                self._drop(len(batch), f"{type(exc).__name__}")
+            for _ in batch:
+                self._queue.task_done()
+
+    async def _write(self, batch: list[CallLogEntry]) -> None:
+        async with self._sessions() as session, session.begin():
+            calls: dict[tuple[str, str], Call] = {}
+            for entry in batch:
+                key = (entry.source, entry.channel_id or entry.uniqueid)
+                call = calls.get(key)
+                if call is None:
+                    stmt = select(Call).where(Call.source == entry.source)
+                    if entry.channel_id:
+                        stmt = stmt.where(Call.channel_id == entry.channel_id)
+                    else:
+                        stmt = stmt.where(Call.uniqueid == entry.uniqueid)
+                    call = (await session.scalars(stmt.order_by(Call.id.desc()).limit(1))).first()
+                if call is None:
+                    call = Call(
+                        source=entry.source,
+                        channel_id=entry.channel_id,
+                        uniqueid=entry.uniqueid,
+                        caller_id_number=entry.caller_id_number,
+                        caller_id_name=entry.caller_id_name,
+                        started_at=entry.started_at,
+                    )
+                    session.add(call)
+                calls[key] = call
+                outcome = entry.outcome
+                call.prompt_name = outcome.prompt_name
+                call.model = outcome.model
+                call.status = outcome.status.value
+                call.degraded = call.degraded or outcome.degraded
+                call.ended_at = entry.ended_at
+                call.turns.append(
+                    Turn(
+                        user_input=entry.user_input,
+                        response=outcome.response,
+                        status=outcome.status.value,
+                        error=outcome.error,
+                        model=outcome.model,
+                        tool_calls=outcome.tool_calls,
+                        latency_ms=round(outcome.latency_ms),
+                        llm_latency_ms=round(outcome.llm_latency_ms),
+                        token_usage=outcome.token_usage,
+                        degraded=outcome.degraded,
+                        created_at=entry.ended_at,
+                    )
+                )

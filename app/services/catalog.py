@@ -1,0 +1,148 @@
+"""Prompts and tools for the call path, read from the database through a short TTL cache.
+
+The call path never waits on the database when it can avoid it: a prompt is
+served from memory for `PROMPT_CACHE_TTL_SECONDS`, admin writes call
+`invalidate()`, and when the database is down a stale copy is served (and logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.security import SecretBox, SecretDecryptionError
+from app.models import Prompt, Tool
+from app.services.domain import PromptSpec, ToolSpec
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PROMPT_NAME = "default"
+DEFAULT_PROMPT_CONTENT = (
+    "You are the phone assistant of this company. Greet the caller briefly, understand "
+    "what they need, and answer in one or two short sentences. If you cannot help, say "
+    "so and offer to transfer them to a person."
+)
+
+
+class PromptNotFound(LookupError):
+    """No prompt with that name (or no default prompt)."""
+
+
+class CatalogUnavailable(Exception):
+    """The database failed and no cached copy exists."""
+
+
+def tool_spec_from_row(tool: Tool, box: SecretBox) -> ToolSpec:
+    """Snapshot a `Tool` row, decrypting secret header values.
+
+    A secret that cannot be decrypted (SECRET_KEY changed) is sent empty and logged.
+    """
+    headers: dict[str, str] = {}
+    for name, value in (tool.headers or {}).items():
+        try:
+            headers[name] = box.decrypt(str(value))
+        except SecretDecryptionError:
+            logger.error("tool=%s header %s cannot be decrypted; check SECRET_KEY", tool.name, name)
+            headers[name] = ""
+    return ToolSpec(
+        id=tool.id,
+        name=tool.name,
+        description=tool.description or "",
+        parameters=dict(tool.parameters or {"type": "object", "properties": {}}),
+        url=tool.url,
+        method=(tool.method or "GET").upper(),
+        headers=headers,
+        secret_headers=frozenset(tool.secret_headers or ()),
+        args_location=tool.args_location or "auto",
+        body_template=tool.body_template,
+        timeout_seconds=float(tool.timeout_seconds or 5.0),
+        version=tool.version or 1,
+    )
+
+
+def prompt_spec_from_row(prompt: Prompt, box: SecretBox) -> PromptSpec:
+    """Snapshot a `Prompt` row with its enabled tools."""
+    return PromptSpec(
+        id=prompt.id,
+        name=prompt.name,
+        content=prompt.content,
+        fallback_text=prompt.fallback_text,
+        version=prompt.version or 1,
+        tools=tuple(tool_spec_from_row(t, box) for t in prompt.tools if t.enabled),
+        metadata=prompt.meta,
+        is_default=prompt.is_default,
+    )
+
+
+class Catalog:
+    """Cached read access to prompts (with their tools) for the call path.
+
+    Args:
+        session_factory: database sessions.
+        secret_box: decrypts secret tool headers.
+        ttl_seconds: how long a cached prompt is served without asking the database.
+    """
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        secret_box: SecretBox,
+        *,
+        ttl_seconds: float = 5.0,
+    ) -> None:
+        """Start with an empty cache."""
+        self._sessions = session_factory
+        self.secret_box = secret_box
+        self._ttl = ttl_seconds
+        self._cache: dict[str | None, tuple[float, PromptSpec]] = {}
+        self.generation = 0
+
+    def invalidate(self) -> None:
+        """Drop every cached prompt (call after any prompt or tool write)."""
+        self._cache.clear()
+        self.generation += 1
+
+    async def get_prompt(self, name: str | None) -> PromptSpec:
+        """The prompt called `name`, or the default prompt when `name` is None/empty.
+
+        Raises:
+            PromptNotFound: no such prompt.
+            CatalogUnavailable: the database failed and nothing is cached.
+        """
+        key = name or None
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            spec = await self._load(key)
+        except SQLAlchemyError as exc:
+            if cached is not None:
+                logger.warning("database unavailable (%s); serving cached prompt %s", type(exc).__name__, key)
+                return cached[1]
+            raise CatalogUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+        self._cache[key] = (now + self._ttl, spec)
+        return spec
+
+    async def _load(self, name: str | None) -> PromptSpec:
+        async with self._sessions() as session:
+            stmt = select(Prompt)
+            stmt = stmt.where(Prompt.name == name) if name else stmt.where(Prompt.is_default.is_(True))
+            prompt = (await session.scalars(stmt.limit(1))).first()
+            if prompt is None:
+                what = f"prompt '{name}'" if name else "default prompt"
+                raise PromptNotFound(f"{what} not found")
+            return prompt_spec_from_row(prompt, self.secret_box)
+
+    async def ensure_default_prompt(self) -> None:
+        """Seed a default prompt into an empty database (first start)."""
+        async with self._sessions() as session:
+            if (await session.scalars(select(Prompt.id).limit(1))).first() is not None:
+                return
+            session.add(Prompt(name=DEFAULT_PROMPT_NAME, content=DEFAULT_PROMPT_CONTENT, is_default=True))
+            await session.commit()
+            logger.info("empty database: created the default prompt '%s'", DEFAULT_PROMPT_NAME)

@@ -1,0 +1,171 @@
+"""Plain, immutable value types shared by the call path and the admin surface.
+
+They are snapshots, detached from any database session, so they can be cached and
+passed between tasks freely.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TurnStatus(enum.StrEnum):
+    """Values of the `AI_STATUS` channel variable the dialplan branches on."""
+
+    OK = "OK"
+    NO_INPUT = "NO_INPUT"
+    TIMEOUT = "TIMEOUT"
+    ERROR = "ERROR"
+    BUSY = "BUSY"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A snapshot of a `Tool` row, with secret header values already decrypted.
+
+    Attributes:
+        headers: header name -> template; secret ones are in `secret_headers` too.
+        timeout_seconds: the tool's own HTTP timeout, in seconds.
+    """
+
+    id: int
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    secret_headers: frozenset[str] = frozenset()
+    args_location: str = "auto"
+    body_template: Any = None
+    timeout_seconds: float = 5.0
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PromptSpec:
+    """A snapshot of a `Prompt` row with its tools."""
+
+    id: int
+    name: str
+    content: str
+    fallback_text: str | None
+    version: int
+    tools: tuple[ToolSpec, ...] = ()
+    metadata: dict[str, Any] | None = None
+    is_default: bool = False
+
+    @property
+    def cache_key(self) -> tuple[Any, ...]:
+        """Identity of the agent built from this prompt: prompt and tool versions."""
+        return (self.id, self.version, tuple((t.id, t.version) for t in self.tools))
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Facts about the call that tools may use and the model can never override.
+
+    Attributes:
+        uniqueid: conversation key (UNIQUEID Stasis arg, else the channel id).
+        channel_id: ARI channel id; None for an admin chat.
+        stasis_args: every KEY=VALUE Stasis arg, after comma rejoining.
+    """
+
+    uniqueid: str
+    channel_id: str | None = None
+    caller_id_number: str | None = None
+    caller_id_name: str | None = None
+    stasis_args: dict[str, str] = field(default_factory=dict)
+
+    def placeholders(self) -> dict[str, str]:
+        """Values for `{placeholders}` in tool URL, headers and body.
+
+        Stasis args come first so the fixed names below always win over them.
+        """
+        values = dict(self.stasis_args)
+        values.update(
+            {
+                "uniqueid": self.uniqueid,
+                "channel_id": self.channel_id or "",
+                "caller_id_number": self.caller_id_number or "",
+                "caller_id_name": self.caller_id_name or "",
+            }
+        )
+        return values
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What one tool call returned, as shown to the model and kept in the call log.
+
+    Attributes:
+        ok: True for a 2xx answer.
+        status_code: HTTP status, or None when no response arrived.
+        content: text given to the model (body, or a short error), capped in size.
+        latency_ms: wall time of the HTTP exchange, in ms.
+        outcome: ``ok``, ``invalid_args``, ``http_error``, ``timeout``,
+            ``connection_error``, ``blocked``.
+    """
+
+    ok: bool
+    content: str
+    outcome: str
+    status_code: int | None = None
+    latency_ms: float = 0.0
+    truncated: bool = False
+
+
+@dataclass(slots=True)
+class TurnRequest:
+    """One turn to run: what the caller said and how to answer.
+
+    Attributes:
+        user_input: the caller's words (already transcribed by the dialplan).
+        prompt_name: `AI_PROMPT_NAME`; None for the default prompt.
+        model: `AI_MODEL` (``openai``, ``gemini`` or ``provider:model``); None for default.
+        source: ``call`` or ``chat``.
+        deadline_seconds: overrides `AI_TURN_TIMEOUT_SECONDS` when set.
+    """
+
+    context: CallContext
+    user_input: str
+    prompt_name: str | None = None
+    model: str | None = None
+    source: str = "call"
+    deadline_seconds: float | None = None
+
+
+@dataclass(slots=True)
+class TurnOutcome:
+    """Result of a turn: what the caller hears and what the dialplan sees.
+
+    Attributes:
+        response: `AI_RESPONSE`, the text to speak (the fallback text on failure).
+        status: `AI_STATUS`.
+        error: `AI_ERROR`, a short reason without secrets; None when OK.
+        tool_calls: ``[{"name", "args", "result", "outcome", "status_code", "latency_ms"}]``.
+        token_usage: ``{"input_tokens", "output_tokens", "total_tokens"}`` when reported.
+        latency_ms: whole turn, in ms. llm_latency_ms: time inside model calls, in ms.
+        degraded: True when memory (Redis) or the call log was unavailable.
+    """
+
+    response: str
+    status: TurnStatus
+    error: str | None = None
+    model: str | None = None
+    prompt_name: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    token_usage: dict[str, int] | None = None
+    latency_ms: float = 0.0
+    llm_latency_ms: float = 0.0
+    degraded: bool = False
+
+    def channel_variables(self) -> dict[str, str]:
+        """The channel variables the dialplan gets: AI_RESPONSE, AI_STATUS, AI_ERROR."""
+        return {
+            "AI_RESPONSE": self.response,
+            "AI_STATUS": self.status.value,
+            "AI_ERROR": self.error or "",
+        }

@@ -1,0 +1,176 @@
+"""Conversation memory in Redis, keyed by UNIQUEID, and a per-conversation lock.
+
+Layout (prefix from `REDIS_KEY_PREFIX`, default ``aigw:``):
+
+* ``<prefix>conv:<uniqueid>`` - a Redis list, one element per turn. Each element is
+  the JSON of that turn's LangChain messages (`messages_to_dict`), so the human
+  message, the AI tool calls, the tool messages and the final answer survive
+  faithfully and a turn is never split when old turns are trimmed.
+* ``<prefix>lock:<uniqueid>`` - a redis-py `Lock`, so two turns of one conversation
+  run one after the other even across gateway processes.
+
+Every write sets the TTL (`CONVERSATION_TTL_SECONDS`) and trims to the newest
+`CONVERSATION_MAX_TURNS` turns. Redis failures raise `MemoryUnavailable`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from langchain_core.messages import BaseMessage, messages_from_dict, messages_to_dict
+from redis.asyncio import Redis
+from redis.exceptions import LockError, RedisError
+
+logger = logging.getLogger(__name__)
+
+
+class MemoryUnavailable(Exception):
+    """Redis could not be reached or answered with an error."""
+
+
+def create_redis(url: str, *, timeout_seconds: float, max_connections: int = 100) -> Redis:
+    """The process's one Redis client (one connection pool), with short socket timeouts.
+
+    Args:
+        url: ``redis://[:password@]host:port/db``.
+        timeout_seconds: connect and per-command timeout, in seconds.
+        max_connections: pool size.
+    """
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        max_connections=max_connections,
+        health_check_interval=30,
+        decode_responses=False,
+    )
+
+
+def serialize_turn(messages: list[BaseMessage]) -> bytes:
+    """Serialise one turn's messages to JSON bytes (LangChain `messages_to_dict`)."""
+    return orjson.dumps(messages_to_dict(messages))
+
+
+def deserialize_turn(data: bytes | str) -> list[BaseMessage]:
+    """Inverse of `serialize_turn`.
+
+    Raises:
+        ValueError: the data is not a serialised turn.
+    """
+    try:
+        return messages_from_dict(orjson.loads(data))
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"corrupt conversation entry: {exc}") from exc
+
+
+class ConversationMemory:
+    """History of each conversation, as LangChain messages, in Redis."""
+
+    def __init__(
+        self, redis: Redis, *, prefix: str = "aigw:", ttl_seconds: int = 3600, max_turns: int = 20
+    ) -> None:
+        """Use the shared client `redis`; keys start with `prefix`."""
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl = ttl_seconds
+        self._max_turns = max_turns
+
+    def key(self, uniqueid: str) -> str:
+        """Redis key of the conversation `uniqueid`."""
+        return f"{self._prefix}conv:{uniqueid}"
+
+    async def load(self, uniqueid: str) -> list[BaseMessage]:
+        """All kept messages of the conversation, oldest first ([] for a new one).
+
+        A corrupt element is skipped (and logged) rather than failing the turn.
+
+        Raises:
+            MemoryUnavailable: Redis failed.
+        """
+        try:
+            entries = await self._redis.lrange(self.key(uniqueid), 0, -1)
+        except (RedisError, OSError) as exc:
+            raise MemoryUnavailable(f"load failed: {type(exc).__name__}") from exc
+        messages: list[BaseMessage] = []
+        for entry in entries:
+            try:
+                messages.extend(deserialize_turn(entry))
+            except ValueError:
+                logger.warning("uniqueid=%s skipping a corrupt history entry", uniqueid)
+        return messages
+
+    async def append_turn(self, uniqueid: str, messages: list[BaseMessage]) -> None:
+        """Append one turn, trim to the newest `max_turns` turns and refresh the TTL.
+
+        Runs as one MULTI/EXEC transaction.
+
+        Raises:
+            MemoryUnavailable: Redis failed.
+        """
+        if not messages:
+            return
+        key = self.key(uniqueid)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(key, serialize_turn(messages))
+                pipe.ltrim(key, -self._max_turns, -1)
+                pipe.expire(key, self._ttl)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise MemoryUnavailable(f"save failed: {type(exc).__name__}") from exc
+
+    async def clear(self, uniqueid: str) -> None:
+        """Forget a conversation.
+
+        Raises:
+            MemoryUnavailable: Redis failed.
+        """
+        try:
+            await self._redis.delete(self.key(uniqueid))
+        except (RedisError, OSError) as exc:
+            raise MemoryUnavailable(f"clear failed: {type(exc).__name__}") from exc
+
+    @asynccontextmanager
+    async def conversation_lock(
+        self, uniqueid: str, *, wait_seconds: float, hold_seconds: float
+    ) -> AsyncIterator[bool]:
+        """Hold the conversation's lock while the block runs.
+
+        Args:
+            uniqueid: the conversation key.
+            wait_seconds: how long to wait for another turn to finish, in seconds.
+            hold_seconds: lock expiry, in seconds, so a crashed holder cannot
+                block the conversation forever.
+
+        Yields:
+            True when the lock is held; False when Redis failed or the wait ran
+            out (the turn then runs unlocked rather than leave the caller waiting).
+        """
+        lock = self._redis.lock(
+            f"{self._prefix}lock:{uniqueid}",
+            timeout=hold_seconds,
+            blocking_timeout=max(wait_seconds, 0.01),
+            sleep=0.02,
+        )
+        try:
+            acquired = bool(await lock.acquire())
+        except (RedisError, OSError):
+            acquired = False
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                try:
+                    await lock.release()
+                except (LockError, RedisError, OSError):
+                    logger.warning("uniqueid=%s could not release the conversation lock", uniqueid)
+
+    async def ping(self) -> bool:
+        """True when Redis answers PING."""
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False

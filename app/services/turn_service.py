@@ -1,0 +1,233 @@
+"""One agent turn, end to end, shared by phone calls and the admin chat.
+
+`run_turn` never raises: every failure becomes a `TurnOutcome` with an
+`AI_STATUS`, a short `AI_ERROR` without secrets, and the prompt's fallback text
+as `AI_RESPONSE`, so the channel can always continue in the dialplan.
+
+Order of work: a concurrency slot (`MAX_CONCURRENT_CALLS`, else BUSY), the
+prompt (cached), the model, then under the turn deadline
+(`AI_TURN_TIMEOUT_SECONDS`): the conversation lock, history, the agent, and the
+history write. Redis failures degrade the turn (no history) instead of failing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+from app.core.config import Settings
+from app.core.metrics import Metrics
+from app.services.ai_service import AgentResult, AiService
+from app.services.call_log import CallLogEntry, CallLogWriter
+from app.services.catalog import Catalog, CatalogUnavailable, PromptNotFound
+from app.services.domain import PromptSpec, TurnOutcome, TurnRequest, TurnStatus
+from app.services.llm import ModelSpec, ProviderNotConfigured, UnknownProvider
+from app.services.redis_service import ConversationMemory, MemoryUnavailable
+from app.services.stasis_args import clean_text
+
+logger = logging.getLogger(__name__)
+
+NO_INPUT_TEXT = "Sorry, I didn't catch that. Could you say it again?"
+
+
+def describe_llm_error(exc: BaseException) -> str:
+    """A short, secret-free reason for a failed model call (`AI_ERROR`)."""
+    status = getattr(exc, "status_code", None) or getattr(exc, "code", None)
+    if isinstance(status, int):
+        return f"llm_error: HTTP {status}"
+    return f"llm_error: {type(exc).__name__}"
+
+
+class TurnService:
+    """Runs turns with a deadline, a concurrency bound, memory and the call log."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        ai: AiService,
+        memory: ConversationMemory,
+        call_log: CallLogWriter,
+        metrics: Metrics,
+    ) -> None:
+        """Wire the collaborators; `MAX_CONCURRENT_CALLS` sizes the turn semaphore."""
+        self._settings = settings
+        self._catalog = catalog
+        self._ai = ai
+        self._memory = memory
+        self._call_log = call_log
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(settings.max_concurrent_calls)
+        self.active = 0
+
+    async def run_turn(self, request: TurnRequest) -> TurnOutcome:
+        """Run one turn and log it. Never raises (except on task cancellation)."""
+        started_at = datetime.now(UTC)
+        start = time.perf_counter()
+        budget = request.deadline_seconds or self._settings.ai_turn_timeout_seconds
+        deadline = time.monotonic() + budget
+        user_input = clean_text(request.user_input, self._settings.max_user_input_chars)
+        ctx = request.context
+        try:
+            async with asyncio.timeout(budget):
+                await self._slots.acquire()
+        except TimeoutError:
+            outcome = TurnOutcome(
+                self._settings.default_fallback_text, TurnStatus.BUSY, "busy: too many concurrent calls"
+            )
+        else:
+            self.active += 1
+            self._metrics.active_calls.inc()
+            try:
+                outcome = await self._run(request, user_input, deadline)
+            finally:
+                self.active -= 1
+                self._metrics.active_calls.dec()
+                self._slots.release()
+        outcome.latency_ms = round((time.perf_counter() - start) * 1000.0, 1)
+        model_label = outcome.model or "none"
+        self._metrics.turns.labels(outcome.status.value, model_label).inc()
+        self._metrics.turn_latency.labels(model_label).observe(outcome.latency_ms / 1000.0)
+        if outcome.llm_latency_ms:
+            self._metrics.llm_latency.labels(model_label).observe(outcome.llm_latency_ms / 1000.0)
+        logger.info(
+            "uniqueid=%s channel=%s status=%s error=%s latency_ms=%.1f llm_ms=%.1f tools=%d",
+            ctx.uniqueid,
+            ctx.channel_id,
+            outcome.status.value,
+            outcome.error,
+            outcome.latency_ms,
+            outcome.llm_latency_ms,
+            len(outcome.tool_calls),
+        )
+        self._call_log.submit(
+            CallLogEntry(
+                source=request.source,
+                uniqueid=ctx.uniqueid,
+                channel_id=ctx.channel_id,
+                caller_id_number=ctx.caller_id_number,
+                caller_id_name=ctx.caller_id_name,
+                user_input=user_input,
+                outcome=outcome,
+                started_at=started_at,
+                ended_at=datetime.now(UTC),
+            )
+        )
+        return outcome
+
+    def _fallback(self, prompt: PromptSpec | None) -> str:
+        if prompt is not None and prompt.fallback_text:
+            return prompt.fallback_text
+        return self._settings.default_fallback_text
+
+    async def _run(self, request: TurnRequest, user_input: str, deadline: float) -> TurnOutcome:
+        settings = self._settings
+        try:
+            prompt = await self._catalog.get_prompt(request.prompt_name)
+        except PromptNotFound:
+            return TurnOutcome(
+                await self._default_fallback(),
+                TurnStatus.ERROR,
+                f"unknown_prompt: {request.prompt_name}"[:120],
+                prompt_name=request.prompt_name,
+            )
+        except CatalogUnavailable:
+            return TurnOutcome(settings.default_fallback_text, TurnStatus.ERROR, "database_unavailable")
+        fallback = self._fallback(prompt)
+        if not user_input:
+            return TurnOutcome(NO_INPUT_TEXT, TurnStatus.NO_INPUT, "no_input", prompt_name=prompt.name)
+        try:
+            models = [self._ai.models.resolve(request.model or settings.default_ai_model)]
+            if settings.fallback_ai_model:
+                fallback_model = self._ai.models.resolve(settings.fallback_ai_model)
+                if fallback_model != models[0]:
+                    models.append(fallback_model)
+        except UnknownProvider as exc:
+            return TurnOutcome(
+                fallback, TurnStatus.ERROR, f"unknown_model: {exc}"[:120], prompt_name=prompt.name
+            )
+        outcome = TurnOutcome(fallback, TurnStatus.ERROR, None, model=str(models[0]), prompt_name=prompt.name)
+        uid = request.context.uniqueid
+        try:
+            async with asyncio.timeout_at(self._loop_deadline(deadline)):
+                async with self._memory.conversation_lock(
+                    uid,
+                    wait_seconds=deadline - time.monotonic(),
+                    hold_seconds=settings.ai_turn_timeout_seconds + 5,
+                ) as locked:
+                    if not locked:
+                        outcome.degraded = True
+                    try:
+                        history = await self._memory.load(uid)
+                    except MemoryUnavailable as exc:
+                        logger.warning("uniqueid=%s memory unavailable (%s): no history", uid, exc)
+                        history, outcome.degraded = [], True
+                    result = await self._run_models(
+                        models, prompt, history, user_input, request, deadline, outcome
+                    )
+                    if result is None:
+                        return outcome
+                    try:
+                        await self._memory.append_turn(uid, result.new_messages)
+                    except MemoryUnavailable as exc:
+                        logger.warning("uniqueid=%s memory unavailable (%s): turn not saved", uid, exc)
+                        outcome.degraded = True
+        except TimeoutError:
+            outcome.status, outcome.error, outcome.response = TurnStatus.TIMEOUT, "turn_timeout", fallback
+            return outcome
+        return outcome
+
+    async def _run_models(
+        self,
+        models: list[ModelSpec],
+        prompt: PromptSpec,
+        history: list,  # type: ignore[type-arg]
+        user_input: str,
+        request: TurnRequest,
+        deadline: float,
+        outcome: TurnOutcome,
+    ) -> AgentResult | None:
+        """Try the primary model, then `FALLBACK_AI_MODEL`; fill `outcome`. None on failure."""
+        for spec in models:
+            outcome.model = str(spec)
+            try:
+                result = await self._ai.run(
+                    prompt, spec, history, user_input, request.context, deadline=deadline
+                )
+            except ProviderNotConfigured as exc:
+                logger.warning("model %s not configured: %s", spec, exc)
+                outcome.error = "llm_not_configured"
+                continue
+            except (TimeoutError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                outcome.error = describe_llm_error(exc)
+                logger.warning(
+                    "uniqueid=%s model %s failed: %s", request.context.uniqueid, spec, outcome.error
+                )
+                continue
+            if not result.text:
+                outcome.error = "empty_response"
+                outcome.tool_calls = result.tool_calls
+                continue
+            outcome.response = result.text
+            outcome.status = TurnStatus.OK
+            outcome.error = None
+            outcome.tool_calls = result.tool_calls
+            outcome.token_usage = result.token_usage
+            outcome.llm_latency_ms = result.llm_latency_ms
+            return result
+        return None
+
+    @staticmethod
+    def _loop_deadline(deadline: float) -> float:
+        loop = asyncio.get_running_loop()
+        return loop.time() + (deadline - time.monotonic())
+
+    async def _default_fallback(self) -> str:
+        try:
+            return self._fallback(await self._catalog.get_prompt(None))
+        except (PromptNotFound, CatalogUnavailable):
+            return self._settings.default_fallback_text

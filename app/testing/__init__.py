@@ -1,0 +1,1 @@
+"""Test helpers: in-process stand-ins for external services."""

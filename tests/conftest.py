@@ -1,0 +1,144 @@
+"""Shared fixtures: real Redis and database, wire-level fake ARI and LLM servers, the gateway.
+
+The database is SQLite in a temp dir by default; set ``TEST_DATABASE_URL`` to a
+PostgreSQL URL (e.g. ``postgresql://postgres@127.0.0.1:5432/test``) to run the same
+tests on PostgreSQL: each test then gets its own freshly created database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from app.core.config import Settings
+from app.core.state import GatewayState
+from app.main import create_app
+from app.testing.fake_ari import FakeAriServer
+from app.testing.fake_llm import FakeLLMServer
+from tests.utils import ToolApi
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TEST_OPENAI_KEY = "sk-test-openai-9f8e7d6c5b4a"
+TEST_GEMINI_KEY = "gm-test-gemini-1a2b3c4d5e6f"
+TEST_ADMIN_PASSWORD = "correct-horse-battery-staple"
+TEST_SECRET_KEY = "test-secret-key-for-fernet-0123456789"
+
+
+@pytest.fixture
+async def database_url(tmp_path: Any) -> AsyncIterator[str]:
+    """A clean database for one test (SQLite file, or a fresh PostgreSQL database)."""
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        yield f"sqlite:///{tmp_path}/gateway.db"
+        return
+    base, _, _ = url.rpartition("/")
+    name = f"aigw_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A unique Redis key prefix; its keys are deleted after the test."""
+    prefix = f"aigw-test-{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def fake_ari() -> AsyncIterator[FakeAriServer]:
+    """A fake Asterisk ARI server on loopback (newest ARI: has setChannelVars)."""
+    server = FakeAriServer(asterisk_version="23.4.0")
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeLLMServer]:
+    """OpenAI- and Gemini-compatible stand-in on loopback."""
+    server = FakeLLMServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def tool_api() -> AsyncIterator[ToolApi]:
+    """A local HTTP API for tools to call, recording each request."""
+    api = ToolApi()
+    await api.start()
+    yield api
+    await api.stop()
+
+
+@pytest.fixture
+def make_settings(
+    database_url: str, redis_prefix: str, fake_ari: FakeAriServer, fake_llm: FakeLLMServer
+) -> Callable[..., Settings]:
+    """Build `Settings` wired to the test's database, Redis prefix and stand-ins."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "redis_url": REDIS_URL,
+            "redis_key_prefix": redis_prefix,
+            "asterisk_ari_url": fake_ari.base_url,
+            "asterisk_ari_username": fake_ari.username,
+            "asterisk_ari_password": fake_ari.password,
+            "openai_api_key": TEST_OPENAI_KEY,
+            "openai_base_url": fake_llm.openai_base_url,
+            "gemini_api_key": TEST_GEMINI_KEY,
+            "gemini_base_url": fake_llm.gemini_base_url,
+            "tool_allowed_hosts": ["127.0.0.1"],
+            "web_ui_password": TEST_ADMIN_PASSWORD,
+            "secret_key": TEST_SECRET_KEY,
+            "ai_turn_timeout_seconds": 5.0,
+            "llm_max_retries": 0,
+            "ari_reconnect_min_seconds": 0.05,
+            "ari_reconnect_max_seconds": 0.3,
+            "prompt_cache_ttl_seconds": 0.0,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return build
+
+
+@asynccontextmanager
+async def run_gateway(settings: Settings, fake_ari: FakeAriServer | None = None) -> AsyncIterator[FastAPI]:
+    """Run the real app (lifespan included); wait for its ARI WebSocket when ARI is on."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        if fake_ari is not None and settings.ari_enabled:
+            await fake_ari.wait_for_ws(settings.asterisk_app_name, timeout=5)
+        yield app
+
+
+def state_of(app: FastAPI) -> GatewayState:
+    """The app's `GatewayState`."""
+    state: GatewayState = app.state.gateway
+    return state
