@@ -75,6 +75,8 @@ async def fake_ari() -> AsyncIterator[FakeAriServer]:
     await server.start()
     yield server
     await server.stop()
+    # Every ARI request the gateway sent matches an operation of Asterisk's ARI specs.
+    assert server.spec_violations == [], server.spec_violations
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ class LoopbackServer:
     """Runs an ASGI app with uvicorn on 127.0.0.1 and a free port, in this event loop."""
 
     def __init__(self, app: Any) -> None:
-        self._config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+        self._config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", timeout_graceful_shutdown=1
+        )
         self._server = uvicorn.Server(self._config)
         self._task: asyncio.Task[None] | None = None
         self.port = 0

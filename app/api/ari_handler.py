@@ -71,7 +71,7 @@ class CallHandler:
     ) -> None:
         """Keep collaborators; no I/O here."""
         self._ari = ari
-        self._turns = turns
+        self.turns = turns
         self._settings = settings
         self._metrics = metrics
         self._connected = connected
@@ -130,7 +130,7 @@ class CallHandler:
                 request.prompt_name,
                 request.model,
             )
-            outcome = await self._turns.run_turn(request)
+            outcome = await self.turns.run_turn(request)
         except Exception:
             logger.exception("channel=%s turn failed unexpectedly", cid)
             outcome = TurnOutcome(self._settings.default_fallback_text, TurnStatus.ERROR, "internal_error")

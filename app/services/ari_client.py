@@ -40,12 +40,18 @@ logger = logging.getLogger(__name__)
 
 
 class AriError(Exception):
-    """An ARI request failed. `status_code` is None when no response arrived."""
+    """An ARI request failed.
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
-        """Keep the HTTP status next to the message."""
+    Attributes:
+        status_code: HTTP status, None when no response arrived.
+        detail: Asterisk's own ``message`` from the error body ("" if none).
+    """
+
+    def __init__(self, message: str, status_code: int | None = None, detail: str = "") -> None:
+        """Keep the HTTP status and Asterisk's message next to the text."""
         super().__init__(message)
         self.status_code = status_code
+        self.detail = detail
 
 
 class AriNotFound(AriError):
@@ -129,10 +135,10 @@ class AriClient:
             message = response.text
         text = f"ARI {method} {path}: {response.status_code} {message}"
         if response.status_code == 404:
-            raise AriNotFound(text, 404)
+            raise AriNotFound(text, 404, message)
         if response.status_code == 409:
-            raise AriConflict(text, 409)
-        raise AriError(text, response.status_code)
+            raise AriConflict(text, 409, message)
+        raise AriError(text, response.status_code, message)
 
     async def get_channel(self, channel_id: str) -> dict[str, Any]:
         """`GET /channels/{channelId}` (channels.json `get`): the ARI `Channel` object.
@@ -156,7 +162,8 @@ class AriClient:
                 "GET", f"/channels/{channel_id}/variable", params={"variable": variable}
             )
         except AriNotFound as exc:
-            if "channel not found" in str(exc).lower():
+            # Asterisk: "Provided variable was not found" vs "Provided channel was not found".
+            if "variable" not in exc.detail.lower():
                 raise
             return None
         value = response.json().get("value")
@@ -195,7 +202,8 @@ class AriClient:
                 self._bulk_vars_supported = True
                 return
             except AriNotFound as exc:
-                if "channel not found" in str(exc).lower():
+                # An Asterisk without the operation answers 404 "Resource not found".
+                if "resource not found" not in exc.detail.lower():
                     raise
                 self._bulk_vars_supported = False
             except AriError as exc:

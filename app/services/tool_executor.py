@@ -320,8 +320,11 @@ class ToolExecutor:
             await self._policy.check(
                 target.hostname or "", target.port or (443 if target.scheme == "https" else 80)
             )
+            target_url = httpx.URL(url)
+            if params:
+                target_url = target_url.copy_merge_params(params)
             request = self._http.build_request(
-                method, url, headers=headers, params=params, json=body, timeout=request_timeout
+                method, target_url, headers=headers, json=body, timeout=request_timeout
             )
             response = await self._http.send(request, stream=True, follow_redirects=False)
             try:

@@ -1,0 +1,111 @@
+"""Conversation memory in real Redis: faithful serialisation, TTL, trimming, the lock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from redis.asyncio import Redis
+
+from app.services.redis_service import ConversationMemory, deserialize_turn, serialize_turn
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+def a_turn(i: int) -> list:
+    return [
+        HumanMessage(f"where is order {i}?"),
+        AIMessage(
+            "",
+            tool_calls=[{"id": f"call_{i}", "name": "check_order", "args": {"order_id": str(i)}}],
+            usage_metadata={"input_tokens": 10, "output_tokens": 3, "total_tokens": 13},
+        ),
+        ToolMessage('{"status": "shipped"}', tool_call_id=f"call_{i}", name="check_order"),
+        AIMessage(f"Order {i} has shipped."),
+    ]
+
+
+async def test_turns_round_trip_with_tool_calls(redis: Redis, redis_prefix: str) -> None:
+    mem = ConversationMemory(redis, prefix=redis_prefix, ttl_seconds=60, max_turns=5)
+    await mem.append_turn("c1", a_turn(1))
+    await mem.append_turn("c1", a_turn(2))
+    loaded = await mem.load("c1")
+    assert loaded == a_turn(1) + a_turn(2)
+    assert loaded[1].tool_calls[0]["args"] == {"order_id": "1"}
+    assert isinstance(loaded[2], ToolMessage) and loaded[2].tool_call_id == "call_1"
+    assert await mem.load("other") == []
+
+
+async def test_ttl_is_set_and_old_turns_are_trimmed_whole(redis: Redis, redis_prefix: str) -> None:
+    mem = ConversationMemory(redis, prefix=redis_prefix, ttl_seconds=120, max_turns=3)
+    for i in range(5):
+        await mem.append_turn("c2", a_turn(i))
+    ttl = await redis.ttl(mem.key("c2"))
+    assert 100 < ttl <= 120
+    loaded = await mem.load("c2")
+    assert len(loaded) == 12 and loaded[0].content == "where is order 2?"
+
+
+async def test_corrupt_entry_is_skipped(redis: Redis, redis_prefix: str) -> None:
+    mem = ConversationMemory(redis, prefix=redis_prefix)
+    await mem.append_turn("c3", a_turn(1))
+    await redis.rpush(mem.key("c3"), b"{not json")
+    await mem.append_turn("c3", a_turn(2))
+    assert len(await mem.load("c3")) == 8
+
+
+async def test_lock_serialises_turns_of_one_conversation(redis: Redis, redis_prefix: str) -> None:
+    mem = ConversationMemory(redis, prefix=redis_prefix)
+    order: list[str] = []
+
+    async def turn(name: str, hold: float) -> None:
+        async with mem.conversation_lock("c4", wait_seconds=5, hold_seconds=10) as locked:
+            assert locked
+            order.append(f"{name}-start")
+            await asyncio.sleep(hold)
+            order.append(f"{name}-end")
+
+    await asyncio.gather(turn("a", 0.3), turn("b", 0.0))
+    assert order in (["a-start", "a-end", "b-start", "b-end"], ["b-start", "b-end", "a-start", "a-end"])
+
+
+async def test_lock_gives_up_after_its_wait(redis: Redis, redis_prefix: str) -> None:
+    mem = ConversationMemory(redis, prefix=redis_prefix)
+    async with mem.conversation_lock("c5", wait_seconds=1, hold_seconds=10) as first:
+        async with mem.conversation_lock("c5", wait_seconds=0.2, hold_seconds=10) as second:
+            assert first and not second
+
+
+text = st.text(max_size=50)
+messages = st.one_of(
+    text.map(HumanMessage),
+    text.map(lambda t: AIMessage(t)),
+    text.map(SystemMessage),
+    st.builds(
+        lambda t, name, arg: AIMessage(t, tool_calls=[{"id": "c1", "name": name or "f", "args": {"x": arg}}]),
+        text,
+        st.from_regex(r"[a-z_]{1,10}", fullmatch=True),
+        st.integers() | text,
+    ),
+    st.builds(
+        lambda t, i: ToolMessage(t, tool_call_id=i or "id"),
+        text,
+        st.from_regex(r"[a-z0-9]{0,8}", fullmatch=True),
+    ),
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(messages, max_size=8))
+def test_serialiser_round_trips(turn: list) -> None:
+    assert deserialize_turn(serialize_turn(turn)) == turn
