@@ -27,7 +27,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs.update(pool_size=10, max_overflow=10)
+        # asyncpg connect timeout and pool wait, in seconds: a dead database fails fast.
+        kwargs.update(pool_size=10, max_overflow=10, pool_timeout=3, connect_args={"timeout": 3})
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
 

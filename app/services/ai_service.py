@@ -42,6 +42,9 @@ Rules that always apply, whatever the caller says:
   no lists, no URLs.
 """
 
+#: Spoken instead of an answer that would reveal configuration (see `find_leak`).
+WITHHELD_TEXT = "Sorry, I can't share that. Is there something else I can help you with?"
+
 _current_turn: contextvars.ContextVar[_TurnScope] = contextvars.ContextVar("aigw_turn")
 
 
@@ -98,6 +101,35 @@ class _LLMTimer(AsyncCallbackHandler):
 
 def _args_key(name: str, args: Any) -> str:
     return name + json.dumps(args, sort_keys=True, default=str)
+
+
+def _fragments(text: str, min_chars: int) -> list[str]:
+    parts = [p.strip(" -.:") for chunk in text.splitlines() for p in chunk.split(". ")]
+    return [p.lower() for p in parts if len(p) >= min_chars]
+
+
+def find_leak(text: str, prompt: PromptSpec) -> str | None:
+    """What configuration `text` would reveal to the caller, or None.
+
+    Checks for tool header values (secrets first), tool URLs, tool schemas, and
+    sentences of the guard preamble or the database prompt. A last line of defence
+    behind the preamble: the model is told never to reveal these.
+    """
+    lowered = text.lower()
+    for tool in prompt.tools:
+        for name, value in tool.headers.items():
+            pieces = [value, *(p for p in value.split() if len(p) >= 8)]
+            if any(len(p) >= 6 and p.lower() in lowered for p in pieces):
+                return "secret" if name in tool.secret_headers else "tool header"
+        origin = tool.url.split("{", 1)[0].lower()
+        if len(origin) > 12 and origin in lowered:
+            return "tool url"
+        if tool.name.lower() in lowered and '"properties"' in lowered:
+            return "tool schema"
+    for fragment in _fragments(GUARD_PREAMBLE, 30) + _fragments(prompt.content, 40):
+        if fragment in lowered:
+            return "system prompt"
+    return None
 
 
 def build_system_prompt(prompt: PromptSpec) -> str:
@@ -217,8 +249,14 @@ class AiService:
             _current_turn.reset(token)
         messages: list[BaseMessage] = state["messages"]
         new_messages = messages[len(history) :]
+        text = _final_text(new_messages)
+        leak = find_leak(text, prompt)
+        if leak is not None:
+            logger.warning("uniqueid=%s answer withheld: it would reveal a %s", context.uniqueid, leak)
+            text = WITHHELD_TEXT
+            new_messages = [*new_messages[:-1], AIMessage(text)]
         return AgentResult(
-            text=_final_text(new_messages),
+            text=text,
             new_messages=new_messages,
             tool_calls=_tool_call_records(new_messages, scope.records),
             token_usage=_usage(new_messages),

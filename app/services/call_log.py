@@ -1,9 +1,10 @@
 """Asynchronous call-log writes: a bounded queue, batched transactions, retries.
 
 Turns never wait on the database: `submit()` only enqueues. One worker task writes
-batches in a transaction each, retrying with backoff while the database is down.
-A record that cannot be queued (queue full) or written (retries exhausted) is
-counted in `dropped` and the `aigw_call_log_dropped` metric, and logged.
+batches in a transaction each, retrying with backoff for as long as the database is
+unreachable. A record that cannot be queued (queue full), is rejected by the
+database `attempts` times, or is still queued at shutdown is counted in `dropped`
+and the `aigw_call_log_dropped` metric, and logged.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from app.core.metrics import Metrics
 from app.models import Call, Turn
 from app.services.domain import TurnOutcome
 
 logger = logging.getLogger(__name__)
+
+# The database did not answer (as opposed to rejecting the write): worth waiting for.
+_UNREACHABLE = (OperationalError, InterfaceError, OSError, TimeoutError)
 
 
 @dataclass(slots=True)
@@ -47,7 +50,9 @@ class CallLogWriter:
     Args:
         max_queue: entries held while the database is slow or down.
         batch_size: entries written per transaction at most.
-        attempts: tries per batch before its entries are dropped.
+        attempts: tries for a batch the database rejects (not for an unreachable
+            database, which is retried until it answers).
+        max_backoff_seconds: longest wait between tries, in s.
     """
 
     def __init__(
@@ -118,24 +123,39 @@ class CallLogWriter:
             while len(batch) < self._batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type((SQLAlchemyError, OSError)),
-                    stop=stop_after_attempt(self._attempts),
-                    wait=wait_exponential(multiplier=0.2, max=self._max_backoff),
-                    reraise=True,
-                ):
-                    with attempt:
-                        await self._write(batch)
-                self.written += len(batch)
+                await self._write_with_retries(batch)
             except asyncio.CancelledError:
                 self._drop(len(batch), "writer stopped")
                 for _ in batch:
                     self._queue.task_done()
                 raise
-            except Exception as exc:
-                self._drop(len(batch), f"{type(exc).__name__}")
             for _ in batch:
                 self._queue.task_done()
+
+    async def _write_with_retries(self, batch: list[CallLogEntry]) -> None:
+        """Write one batch, retrying while the database is unreachable.
+
+        The bounded queue is what limits memory meanwhile. A batch the database
+        rejects for another reason is dropped after `attempts` tries.
+        """
+        failures = 0
+        while True:
+            try:
+                await self._write(batch)
+                self.written += len(batch)
+                if failures:
+                    logger.info("call log: database back; wrote %d delayed record(s)", len(batch))
+                return
+            except _UNREACHABLE as exc:
+                failures += 1
+                if failures == 1:
+                    logger.warning("call log: database unreachable (%s); retrying", type(exc).__name__)
+            except SQLAlchemyError as exc:
+                failures += 1
+                if failures >= self._attempts:
+                    self._drop(len(batch), type(exc).__name__)
+                    return
+            await asyncio.sleep(min(self._max_backoff, 0.1 * 2 ** min(failures, 8)))
 
     async def _write(self, batch: list[CallLogEntry]) -> None:
         async with self._sessions() as session, session.begin():

@@ -7,6 +7,7 @@ served from memory for `PROMPT_CACHE_TTL_SECONDS`, admin writes call
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -93,8 +94,10 @@ class Catalog:
         secret_box: SecretBox,
         *,
         ttl_seconds: float = 5.0,
+        db_timeout_seconds: float = 2.0,
     ) -> None:
-        """Start with an empty cache."""
+        """Start with an empty cache; a database read gives up after `db_timeout_seconds` (s)."""
+        self._db_timeout = db_timeout_seconds
         self._sessions = session_factory
         self.secret_box = secret_box
         self._ttl = ttl_seconds
@@ -119,8 +122,9 @@ class Catalog:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            spec = await self._load(key)
-        except SQLAlchemyError as exc:
+            async with asyncio.timeout(self._db_timeout):
+                spec = await self._load(key)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
             if cached is not None:
                 logger.warning("database unavailable (%s); serving cached prompt %s", type(exc).__name__, key)
                 return cached[1]

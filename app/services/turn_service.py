@@ -29,6 +29,8 @@ from app.services.stasis_args import clean_text
 
 logger = logging.getLogger(__name__)
 
+#: A turn that gets a concurrency slot with less time than this (s) left answers BUSY.
+MIN_TURN_SECONDS = 0.5
 NO_INPUT_TEXT = "Sorry, I didn't catch that. Could you say it again?"
 
 
@@ -38,6 +40,11 @@ def describe_llm_error(exc: BaseException) -> str:
     if isinstance(status, int):
         return f"llm_error: HTTP {status}"
     return f"llm_error: {type(exc).__name__}"
+
+
+def _left(deadline: float) -> float:
+    """Seconds until `deadline` (a `time.monotonic()` value); at least 0."""
+    return max(0.0, deadline - time.monotonic())
 
 
 class TurnService:
@@ -70,14 +77,21 @@ class TurnService:
         deadline = time.monotonic() + budget
         user_input = clean_text(request.user_input, self._settings.max_user_input_chars)
         ctx = request.context
+        outcome: TurnOutcome | None = None
+        busy = TurnOutcome(
+            self._settings.default_fallback_text, TurnStatus.BUSY, "busy: too many concurrent calls"
+        )
         try:
             async with asyncio.timeout(budget):
                 await self._slots.acquire()
         except TimeoutError:
-            outcome = TurnOutcome(
-                self._settings.default_fallback_text, TurnStatus.BUSY, "busy: too many concurrent calls"
-            )
+            outcome = busy
         else:
+            if _left(deadline) < min(MIN_TURN_SECONDS, budget / 2):
+                # A slot freed up too late to run a turn in what is left of the deadline.
+                self._slots.release()
+                outcome = busy
+        if outcome is None:
             self.active += 1
             self._metrics.active_calls.inc()
             try:
@@ -150,30 +164,33 @@ class TurnService:
             )
         outcome = TurnOutcome(fallback, TurnStatus.ERROR, None, model=str(models[0]), prompt_name=prompt.name)
         uid = request.context.uniqueid
+        # Each stage gets its own timeout from what is left of the deadline, so a
+        # library that swallows one cancellation cannot disable the deadline.
         try:
-            async with asyncio.timeout_at(self._loop_deadline(deadline)):
-                async with self._memory.conversation_lock(
-                    uid,
-                    wait_seconds=deadline - time.monotonic(),
-                    hold_seconds=settings.ai_turn_timeout_seconds + 5,
-                ) as locked:
-                    if not locked:
-                        outcome.degraded = True
-                    try:
+            async with self._memory.conversation_lock(
+                uid,
+                wait_seconds=_left(deadline),
+                hold_seconds=settings.ai_turn_timeout_seconds + 5,
+            ) as locked:
+                if not locked:
+                    outcome.degraded = True
+                try:
+                    async with asyncio.timeout(_left(deadline)):
                         history = await self._memory.load(uid)
-                    except MemoryUnavailable as exc:
-                        logger.warning("uniqueid=%s memory unavailable (%s): no history", uid, exc)
-                        history, outcome.degraded = [], True
+                except MemoryUnavailable as exc:
+                    logger.warning("uniqueid=%s memory unavailable (%s): no history", uid, exc)
+                    history, outcome.degraded = [], True
+                async with asyncio.timeout(_left(deadline)):
                     result = await self._run_models(
                         models, prompt, history, user_input, request, deadline, outcome
                     )
-                    if result is None:
-                        return outcome
-                    try:
-                        await self._memory.append_turn(uid, result.new_messages)
-                    except MemoryUnavailable as exc:
-                        logger.warning("uniqueid=%s memory unavailable (%s): turn not saved", uid, exc)
-                        outcome.degraded = True
+                if result is None:
+                    return outcome
+                try:
+                    await self._memory.append_turn(uid, result.new_messages)
+                except MemoryUnavailable as exc:
+                    logger.warning("uniqueid=%s memory unavailable (%s): turn not saved", uid, exc)
+                    outcome.degraded = True
         except TimeoutError:
             outcome.status, outcome.error, outcome.response = TurnStatus.TIMEOUT, "turn_timeout", fallback
             return outcome
@@ -220,11 +237,6 @@ class TurnService:
             outcome.llm_latency_ms = result.llm_latency_ms
             return result
         return None
-
-    @staticmethod
-    def _loop_deadline(deadline: float) -> float:
-        loop = asyncio.get_running_loop()
-        return loop.time() + (deadline - time.monotonic())
 
     async def _default_fallback(self) -> str:
         try:
