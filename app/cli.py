@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -46,7 +46,9 @@ def _demo_tool_app() -> Any:
     return Starlette(routes=[Route("/orders/{order_id}", order)])
 
 
-async def _start_server(app: Any, *, lifespan: str = "off", port: int = 0) -> tuple[uvicorn.Server, int]:
+async def _start_server(
+    app: Any, *, lifespan: Literal["auto", "on", "off"] = "off", port: int = 0
+) -> tuple[uvicorn.Server, int]:
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning")
     )
