@@ -7,10 +7,12 @@ tests on PostgreSQL: each test then gets its own freshly created database.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -30,6 +32,19 @@ TEST_OPENAI_KEY = "sk-test-openai-9f8e7d6c5b4a"
 TEST_GEMINI_KEY = "gm-test-gemini-1a2b3c4d5e6f"
 TEST_ADMIN_PASSWORD = "correct-horse-battery-staple"
 TEST_SECRET_KEY = "test-secret-key-for-fernet-0123456789"
+TEST_TOOL_SECRET = "tool-secret-XYZ987"
+#: Values that must never appear in anything the suite logs (tests/test_zz_no_secrets_in_logs.py).
+SECRETS = (TEST_OPENAI_KEY, TEST_GEMINI_KEY, TEST_ADMIN_PASSWORD, TEST_SECRET_KEY, TEST_TOOL_SECRET)
+SUITE_LOG = Path(__file__).resolve().parent.parent / "test-artifacts" / "suite.log"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Record every log line of the whole run (DEBUG and up) in test-artifacts/suite.log."""
+    SUITE_LOG.parent.mkdir(exist_ok=True)
+    handler = logging.FileHandler(SUITE_LOG, mode="a", encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -293,6 +294,7 @@ async def test_sigterm_finishes_in_flight_turns_and_answers_new_calls_at_once(
             proc.kill()
             await proc.wait()
         output = (await proc.stdout.read()).decode() if proc.stdout else ""
+        logging.getLogger("tests.gateway_process").info("gateway process output:\n%s", output)
     assert "draining 1 in-flight turn" in output, output[-2000:]
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient() as client:

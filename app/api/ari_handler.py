@@ -19,6 +19,7 @@ in Stasis forever otherwise and replays no `StasisStart`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -29,6 +30,7 @@ from app.core.metrics import Metrics
 from app.services.ari_client import AriClient, AriConflict, AriError, AriNotFound, AriUnavailable
 from app.services.ari_events import (
     AriEvent,
+    Channel,
     ChannelDestroyed,
     ChannelHangupRequest,
     StasisEnd,
@@ -44,6 +46,16 @@ logger = logging.getLogger(__name__)
 #: so the Stasis arg is the only source (ari-samples README: "UNIQUEID is a builtin").
 BUILTIN_VARIABLES = frozenset({"UNIQUEID", "CHANNEL", "EXTEN", "CONTEXT", "PRIORITY"})
 RECENT_CHANNELS_KEPT = 10_000
+
+
+def _context_of(channel: Channel) -> CallContext:
+    """Call context from the channel alone (when the Stasis args were not parsed)."""
+    return CallContext(
+        uniqueid=channel.id,
+        channel_id=channel.id,
+        caller_id_number=channel.caller.number or None,
+        caller_id_name=channel.caller.name or None,
+    )
 
 
 class CallHandler:
@@ -120,6 +132,7 @@ class CallHandler:
                 outcome = TurnOutcome(
                     self._settings.default_fallback_text, TurnStatus.BUSY, "gateway_shutting_down"
                 )
+                self.turns.log_turn("call", _context_of(event.channel), "", outcome)
                 return
             request = await self.build_request(event)
             logger.info(
@@ -134,6 +147,8 @@ class CallHandler:
         except Exception:
             logger.exception("channel=%s turn failed unexpectedly", cid)
             outcome = TurnOutcome(self._settings.default_fallback_text, TurnStatus.ERROR, "internal_error")
+            with contextlib.suppress(Exception):
+                self.turns.log_turn("call", _context_of(channel), "", outcome)
         finally:
             if outcome is None:  # cancelled before a result: still never strand the caller
                 outcome = TurnOutcome(self._settings.default_fallback_text, TurnStatus.ERROR, "cancelled")
@@ -243,6 +258,9 @@ class CallHandler:
         logger.warning("found %d channel(s) parked in Stasis with no turn; continuing them", len(parked))
         outcome = TurnOutcome(self._settings.default_fallback_text, TurnStatus.ERROR, "gateway_restarted")
         results = await asyncio.gather(*(self.deliver(cid, outcome) for cid in parked))
+        for cid, delivered in zip(parked, results, strict=True):
+            if delivered:
+                self.turns.log_turn("call", CallContext(uniqueid=cid, channel_id=cid), "", outcome)
         self._metrics.channels_recovered.inc(sum(results))
         return sum(results)
 

@@ -22,7 +22,7 @@ from app.core.metrics import Metrics
 from app.services.ai_service import AgentResult, AiService
 from app.services.call_log import CallLogEntry, CallLogWriter
 from app.services.catalog import Catalog, CatalogUnavailable, PromptNotFound
-from app.services.domain import PromptSpec, TurnOutcome, TurnRequest, TurnStatus
+from app.services.domain import CallContext, PromptSpec, TurnOutcome, TurnRequest, TurnStatus
 from app.services.llm import ModelSpec, ProviderNotConfigured, UnknownProvider
 from app.services.redis_service import ConversationMemory, MemoryUnavailable
 from app.services.stasis_args import clean_text
@@ -116,20 +116,35 @@ class TurnService:
             outcome.llm_latency_ms,
             len(outcome.tool_calls),
         )
+        self.log_turn(request.source, ctx, user_input, outcome, started_at)
+        return outcome
+
+    def log_turn(
+        self,
+        source: str,
+        context: CallContext,
+        user_input: str,
+        outcome: TurnOutcome,
+        started_at: datetime | None = None,
+    ) -> None:
+        """File a turn in the call log (queued; never waits on the database).
+
+        Also used for channels answered without a turn (recovered after a restart,
+        or refused while shutting down), so the log accounts for every channel.
+        """
         self._call_log.submit(
             CallLogEntry(
-                source=request.source,
-                uniqueid=ctx.uniqueid,
-                channel_id=ctx.channel_id,
-                caller_id_number=ctx.caller_id_number,
-                caller_id_name=ctx.caller_id_name,
+                source=source,
+                uniqueid=context.uniqueid,
+                channel_id=context.channel_id,
+                caller_id_number=context.caller_id_number,
+                caller_id_name=context.caller_id_name,
                 user_input=user_input,
                 outcome=outcome,
-                started_at=started_at,
+                started_at=started_at or datetime.now(UTC),
                 ended_at=datetime.now(UTC),
             )
         )
-        return outcome
 
     def _fallback(self, prompt: PromptSpec | None) -> str:
         if prompt is not None and prompt.fallback_text:
