@@ -9,8 +9,8 @@ install: .venv/.installed
 	bash scripts/bootstrap
 	touch $@
 
-run: install            ## the service on embedded defaults (SQLite, Redis on localhost)
-	$(PY) -m app.cli serve --host 127.0.0.1 --port 8000
+run: install            ## the service on embedded defaults (SQLite, Redis on localhost, dev-mode admin login)
+	DEV_MODE=$${DEV_MODE:-true} $(PY) -m app.cli serve --host 127.0.0.1 --port 8000
 
 demo: install           ## one call through a fake Asterisk, no PBX and no API key needed
 	$(PY) -m app.cli demo

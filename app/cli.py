@@ -28,7 +28,11 @@ from app.core.config import Settings
 
 def _serve(args: argparse.Namespace) -> None:
     uvicorn.run(
-        "app.main:create_app", factory=True, host=args.host, port=args.port, log_level="info",
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level="info",
         proxy_headers=True,
     )
 
@@ -151,7 +155,10 @@ async def _demo(args: argparse.Namespace) -> int:
                 app_data += f",AI_MODEL={args.model}"
             print(f"[turn {i + 1}] exten => 100,n,Stasis({app_data})")
             chan = await fake_ari.place_call(
-                app_data, caller_number="5551234", caller_name="Demo Caller", channel_vars={"USER_INPUT": said}
+                app_data,
+                caller_number="5551234",
+                caller_name="Demo Caller",
+                channel_vars={"USER_INPUT": said},
             )
             await chan.wait_left_stasis(settings.ai_turn_timeout_seconds + 10)
             variables = {op[1]: op[2] for op in chan.operations if op[0] == "setvar"}
