@@ -16,6 +16,9 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api.ari_handler import CallHandler
+from app.api.errors import install_error_handlers
+from app.api.middleware import install_middleware
+from app.api.router import include_routers
 from app.core.config import Settings, get_settings
 from app.core.database import create_engine, create_session_factory, run_migrations
 from app.core.logging import configure_logging
@@ -27,6 +30,7 @@ from app.services.ari_client import AriClient, AriEventStream, create_ari_http_c
 from app.services.call_log import CallLogWriter
 from app.services.catalog import Catalog
 from app.services.llm import ModelFactory
+from app.services.login_limiter import LoginLimiter
 from app.services.redis_service import ConversationMemory, create_redis
 from app.services.tool_executor import ToolExecutor
 from app.services.turn_service import TurnService
@@ -103,6 +107,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             tool_executor=executor,
             turn_service=turns,
             call_log=call_log,
+            login_limiter=LoginLimiter(
+                redis,
+                prefix=settings.redis_key_prefix,
+                max_failures=settings.login_max_failures,
+                window_seconds=settings.login_window_seconds,
+            ),
         )
         state.extras["memory"] = memory
         state.extras["models"] = models
@@ -180,13 +190,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="LLM agents on Asterisk calls: admin REST API for prompts, tools, calls and status.",
         lifespan=lifespan,
+        # Served behind the admin login by app.api.router instead.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings or get_settings()
-    with contextlib.suppress(ImportError):
-        from app.api.errors import install_error_handlers
-        from app.api.router import include_routers
-
-        install_error_handlers(app)
-        include_routers(app)
+    install_error_handlers(app)
+    include_routers(app)
+    install_middleware(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Swagger UI and ReDoc assets, shipped by the fastapi-offline package (no CDN, nothing vendored).
+    app.mount("/docs-assets", StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-assets")
     return app

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     web_ui_password: SecretStr | None = None
     secret_key: SecretStr | None = None
     dev_mode: bool = False
+    login_max_failures: int = 10
+    login_window_seconds: int = 300
 
     # --- Asterisk ARI ----------------------------------------------------------------
     ari_enabled: bool = True

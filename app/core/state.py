@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from app.services.ari_client import AriClient, AriEventStream
     from app.services.call_log import CallLogWriter
     from app.services.catalog import Catalog
+    from app.services.login_limiter import LoginLimiter
     from app.services.tool_executor import ToolExecutor
     from app.services.turn_service import TurnService
 
@@ -34,6 +35,7 @@ class GatewayState:
     tool_executor: ToolExecutor
     turn_service: TurnService
     call_log: CallLogWriter
+    login_limiter: LoginLimiter
     ari: AriClient | None = None
     ari_events: AriEventStream | None = None
     call_handler: CallHandler | None = None

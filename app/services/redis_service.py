@@ -15,6 +15,7 @@ Every write sets the TTL (`CONVERSATION_TTL_SECONDS`) and trims to the newest
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,19 +51,30 @@ def create_redis(url: str, *, timeout_seconds: float, max_connections: int = 100
 
 
 def serialize_turn(messages: list[BaseMessage]) -> bytes:
-    """Serialise one turn's messages to JSON bytes (LangChain `messages_to_dict`)."""
-    return orjson.dumps(messages_to_dict(messages))
+    """Serialise one turn's messages to JSON bytes (LangChain `messages_to_dict`).
+
+    orjson, except for what it cannot encode (integers beyond 64 bits in tool
+    arguments), which goes through the standard library's json.
+    """
+    data = messages_to_dict(messages)
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, default=str).encode()
 
 
 def deserialize_turn(data: bytes | str) -> list[BaseMessage]:
     """Inverse of `serialize_turn`.
 
+    Parsed with the standard library's json, which keeps integers of any size exact
+    (orjson would turn one beyond 64 bits into a float).
+
     Raises:
         ValueError: the data is not a serialised turn.
     """
     try:
-        return messages_from_dict(orjson.loads(data))
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        return messages_from_dict(json.loads(data))
+    except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"corrupt conversation entry: {exc}") from exc
 
 

@@ -96,6 +96,11 @@ class TurnService:
             self._metrics.active_calls.inc()
             try:
                 outcome = await self._run(request, user_input, deadline)
+            except Exception:
+                logger.exception("uniqueid=%s turn failed unexpectedly", ctx.uniqueid)
+                outcome = TurnOutcome(
+                    self._settings.default_fallback_text, TurnStatus.ERROR, "internal_error"
+                )
             finally:
                 self.active -= 1
                 self._metrics.active_calls.dec()

@@ -1,0 +1,52 @@
+"""`/api/v1/chat`: one agent turn without a phone, through the code path a call uses."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from app.api.deps import GatewayDep
+from app.api.routes.common import AdminServiceDep, errors
+from app.schemas import ChatRequest, ChatResponse, ToolCallRead
+from app.services.admin import ValidationFailed
+from app.services.domain import CallContext, TurnRequest
+from app.services.llm.factory import PROVIDERS
+
+router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
+
+
+@router.post("", response_model=ChatResponse, responses=errors(413, 422))
+async def chat(body: ChatRequest, gateway: GatewayDep, service: AdminServiceDep) -> ChatResponse:
+    """Run one turn (memory and tools included) and return the reply and the turn record."""
+    if body.prompt_name and await service.get_prompt_by_name(body.prompt_name) is None:
+        raise ValidationFailed("prompt_name", f"no prompt named {body.prompt_name!r}")
+    if body.model:
+        provider = body.model.strip().partition(":")[0].lower()
+        if provider not in PROVIDERS:
+            known = ", ".join(sorted(PROVIDERS))
+            raise ValidationFailed("model", f"unknown provider {provider!r} (known: {known})")
+    conversation_id = body.conversation_id or f"chat-{uuid.uuid4().hex[:16]}"
+    outcome = await gateway.turn_service.run_turn(
+        TurnRequest(
+            context=CallContext(uniqueid=conversation_id, caller_id_name="admin chat"),
+            user_input=body.message,
+            prompt_name=body.prompt_name or None,
+            model=body.model or None,
+            source="chat",
+        )
+    )
+    await gateway.call_log.flush()
+    call = await service.latest_call_for(conversation_id, source="chat")
+    turn = call.turns[-1] if call is not None and call.turns else None
+    return ChatResponse(
+        conversation_id=conversation_id,
+        reply=outcome.response,
+        status=outcome.status.value,
+        error=outcome.error,
+        model=outcome.model,
+        prompt_name=outcome.prompt_name,
+        tool_calls=[ToolCallRead.model_validate(c) for c in outcome.tool_calls],
+        call_id=call.id if call is not None else None,
+        turn=turn,
+    )

@@ -1,0 +1,45 @@
+"""Dependencies shared by the admin routers: the admin service, pagination, error docs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query
+
+from app.api.auth import AdminUser
+from app.api.deps import GatewayDep, SessionDep
+from app.schemas import ErrorResponse
+from app.services.admin import AdminService
+
+
+def get_admin_service(gateway: GatewayDep, session: SessionDep, user: AdminUser) -> AdminService:
+    """The admin service for this request, acting as the authenticated admin."""
+    catalog = gateway.catalog
+    return AdminService(session, secret_box=catalog.secret_box, actor=user, on_change=catalog.invalidate)
+
+
+AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]
+#: Database ids are 32-bit integers (PostgreSQL `integer`).
+MAX_ID = 2_147_483_647
+PromptId = Annotated[int, Path(ge=1, le=MAX_ID, description="Prompt id.")]
+ToolId = Annotated[int, Path(ge=1, le=MAX_ID, description="Tool id.")]
+CallId = Annotated[int, Path(ge=1, le=MAX_ID, description="Call id.")]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip.")]
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the given codes plus 400 (unreadable body) and 401/503 (auth)."""
+    text = {
+        400: "The body could not be read.",
+        401: "Missing or wrong credentials.",
+        404: "No such entity.",
+        409: "The name is taken.",
+        413: "Request body too large.",
+        422: "Invalid input; `field` names it.",
+        503: "No usable admin password configured.",
+    }
+    return {
+        code: {"model": ErrorResponse, "description": text.get(code, "Error.")}
+        for code in sorted({400, 401, 503, *codes})
+    }

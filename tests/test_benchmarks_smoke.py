@@ -1,0 +1,52 @@
+"""The benchmark harness still runs end to end (short smoke mode; no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+ROW_KEYS = {
+    "target",
+    "scenario",
+    "db",
+    "concurrency",
+    "turns",
+    "completed",
+    "errors",
+    "overhead_ms",
+    "turns_per_s",
+    "peak_rss_mb",
+    "rss_per_call_kb",
+    "cpu_ms_per_turn",
+}
+
+
+def test_benchmark_smoke_mode_runs_gateway_and_baseline(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    report = json.loads(out.read_text())
+    assert {"meta", "results", "ratios", "targets", "table_markdown"} <= report.keys()
+    rows = report["results"]
+    targets = {r["target"] for r in rows}
+    assert targets == {"gateway", "baseline"}
+    assert {r["scenario"] for r in rows} == {"notool", "tool"}
+    for row in rows:
+        assert ROW_KEYS <= row.keys(), row
+        assert {"p50", "p95", "p99"} <= row["overhead_ms"].keys()
+        assert row["errors"] == 0, row
+        assert row["completed"] == row["turns"], row
+        assert row["ari_spec_violations"] == 0, row
+    assert report["ratios"], "gateway/baseline ratios missing"
+    assert "| gateway |" in report["table_markdown"]
