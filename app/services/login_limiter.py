@@ -40,12 +40,10 @@ class LoginLimiter:
     async def retry_after(self, client: str) -> int | None:
         """Seconds until `client` may try again, or None when it may try now."""
         try:
-            count, ttl = (
-                await self._redis.pipeline(transaction=False)
-                .get(self._key(client))
-                .ttl(self._key(client))
-                .execute()
-            )
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._key(client))
+                pipe.ttl(self._key(client))
+                count, ttl = await pipe.execute()
             if count is not None and int(count) >= self.max_failures:
                 return max(1, int(ttl))
             return None
