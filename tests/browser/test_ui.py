@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
+from app.testing.fake_ari import FakeAriServer
 from app.testing.fake_llm import FakeLLMServer, LLMRequest, Reply, TextReply, ToolCallReply
 from tests.browser.conftest import LiveGateway
 from tests.conftest import TEST_ADMIN_PASSWORD
@@ -60,6 +61,7 @@ async def test_admin_story_in_a_browser(
     admin_context: BrowserContext,
     fake_llm: FakeLLMServer,
     tool_api: ToolApi,
+    fake_ari: FakeAriServer,
     screenshots: Path,
 ) -> None:
     fake_llm.set_responder(order_agent)
@@ -148,8 +150,24 @@ async def test_admin_story_in_a_browser(
     assert tool_api.requests[-1]["path"] == "/orders/42"
     assert fake_llm.requests[0].system is not None and "Acme" in fake_llm.requests[0].system
 
+    # --- a phone call: the dialplan sends a caller into Stasis with no AI_PROMPT_NAME,
+    # so the new default prompt answers, tool included
+    chan = await fake_ari.place_call(
+        "ai_ari_app,USER_INPUT=Where is my order 42?,UNIQUEID=phone-conv-1",
+        caller_number="5551234",
+        caller_name="Jane Caller",
+    )
+    await chan.wait_left_stasis(10)
+    assert chan.get_variable("AI_STATUS") == "OK"
+    assert "has shipped" in (chan.get_variable("AI_RESPONSE") or "")
+    await live_gateway.app.state.gateway.call_log.flush()  # type: ignore[attr-defined]
+
     # --- the conversation is in the call list, with its transcript
     await nav.get_by_role("link", name="Calls", exact=True).click()
+    phone_row = page.get_by_role("row").filter(has_text="5551234")
+    await expect(phone_row).to_have_count(1)
+    await expect(phone_row).to_contain_text("support")
+    await expect(phone_row).to_contain_text("OK")
     row = page.get_by_role("row").filter(has_text="chat")
     await expect(row).to_have_count(1)
     await expect(row).to_contain_text("support")
