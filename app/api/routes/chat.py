@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 
 from fastapi import APIRouter
@@ -14,6 +16,7 @@ from app.services.domain import CallContext, TurnRequest
 from app.services.llm.factory import PROVIDERS
 
 router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
+CALL_LOG_WAIT_SECONDS = 3.0
 
 
 @router.post("", response_model=ChatResponse, responses=errors(413, 422))
@@ -36,7 +39,10 @@ async def chat(body: ChatRequest, gateway: GatewayDep, service: AdminServiceDep)
             source="chat",
         )
     )
-    await gateway.call_log.flush()
+    # Wait briefly for the call log so the turn record can be returned; a slow or
+    # down database must not hold the reply (the record is then None).
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(gateway.call_log.flush(), CALL_LOG_WAIT_SECONDS)
     call = await service.latest_call_for(conversation_id, source="chat")
     turn = call.turns[-1] if call is not None and call.turns else None
     return ChatResponse(
