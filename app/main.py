@@ -95,6 +95,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         call_log.start()
         stack.push_async_callback(call_log.stop)
         turns = TurnService(settings, catalog, AiService(models, executor), memory, call_log, metrics)
+        stack.push_async_callback(turns.aclose)
 
         state = GatewayState(
             settings=settings,

@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 import orjson
 from langchain_core.messages import BaseMessage, messages_from_dict, messages_to_dict
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
 logger = logging.getLogger(__name__)
@@ -145,11 +146,8 @@ class ConversationMemory:
         except (RedisError, OSError) as exc:
             raise MemoryUnavailable(f"clear failed: {type(exc).__name__}") from exc
 
-    @asynccontextmanager
-    async def conversation_lock(
-        self, uniqueid: str, *, wait_seconds: float, hold_seconds: float
-    ) -> AsyncIterator[bool]:
-        """Hold the conversation's lock while the block runs.
+    async def acquire_lock(self, uniqueid: str, *, wait_seconds: float, hold_seconds: float) -> Lock | None:
+        """Take the conversation's lock (a redis-py `Lock`), for `release_lock` later.
 
         Args:
             uniqueid: the conversation key.
@@ -157,9 +155,9 @@ class ConversationMemory:
             hold_seconds: lock expiry, in seconds, so a crashed holder cannot
                 block the conversation forever.
 
-        Yields:
-            True when the lock is held; False when Redis failed or the wait ran
-            out (the turn then runs unlocked rather than leave the caller waiting).
+        Returns:
+            The held lock; None when Redis failed or the wait ran out (the turn
+            then runs unlocked rather than leave the caller waiting).
         """
         lock = self._redis.lock(
             f"{self._prefix}lock:{uniqueid}",
@@ -168,17 +166,33 @@ class ConversationMemory:
             sleep=0.02,
         )
         try:
-            acquired = bool(await lock.acquire())
+            return lock if await lock.acquire() else None
         except (RedisError, OSError):
-            acquired = False
+            return None
+
+    async def release_lock(self, lock: Lock | None) -> None:
+        """Release a lock from `acquire_lock` (None is ignored; failures are logged)."""
+        if lock is None:
+            return
         try:
-            yield acquired
+            await lock.release()
+        except (LockError, RedisError, OSError):
+            logger.warning("could not release conversation lock %s", lock.name)
+
+    @asynccontextmanager
+    async def conversation_lock(
+        self, uniqueid: str, *, wait_seconds: float, hold_seconds: float
+    ) -> AsyncIterator[bool]:
+        """Hold the conversation's lock while the block runs (see `acquire_lock`).
+
+        Yields:
+            True when the lock is held, False when it could not be taken.
+        """
+        lock = await self.acquire_lock(uniqueid, wait_seconds=wait_seconds, hold_seconds=hold_seconds)
+        try:
+            yield lock is not None
         finally:
-            if acquired:
-                try:
-                    await lock.release()
-                except (LockError, RedisError, OSError):
-                    logger.warning("uniqueid=%s could not release the conversation lock", uniqueid)
+            await self.release_lock(lock)
 
     async def ping(self) -> bool:
         """True when Redis answers PING."""

@@ -17,6 +17,8 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from redis.asyncio.lock import Lock
+
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.services.ai_service import AgentResult, AiService
@@ -67,6 +69,7 @@ class TurnService:
         self._call_log = call_log
         self._metrics = metrics
         self._slots = asyncio.Semaphore(settings.max_concurrent_calls)
+        self._saving: set[asyncio.Task[None]] = set()
         self.active = 0
 
     async def run_turn(self, request: TurnRequest) -> TurnOutcome:
@@ -186,35 +189,48 @@ class TurnService:
         uid = request.context.uniqueid
         # Each stage gets its own timeout from what is left of the deadline, so a
         # library that swallows one cancellation cannot disable the deadline.
+        lock = await self._memory.acquire_lock(
+            uid, wait_seconds=_left(deadline), hold_seconds=settings.ai_turn_timeout_seconds + 5
+        )
+        outcome.degraded = lock is None
+        result = None
         try:
-            async with self._memory.conversation_lock(
-                uid,
-                wait_seconds=_left(deadline),
-                hold_seconds=settings.ai_turn_timeout_seconds + 5,
-            ) as locked:
-                if not locked:
-                    outcome.degraded = True
-                try:
-                    async with asyncio.timeout(_left(deadline)):
-                        history = await self._memory.load(uid)
-                except MemoryUnavailable as exc:
-                    logger.warning("uniqueid=%s memory unavailable (%s): no history", uid, exc)
-                    history, outcome.degraded = [], True
+            try:
                 async with asyncio.timeout(_left(deadline)):
-                    result = await self._run_models(
-                        models, prompt, history, user_input, request, deadline, outcome
-                    )
-                if result is None:
-                    return outcome
-                try:
-                    await self._memory.append_turn(uid, result.new_messages)
-                except MemoryUnavailable as exc:
-                    logger.warning("uniqueid=%s memory unavailable (%s): turn not saved", uid, exc)
-                    outcome.degraded = True
+                    history = await self._memory.load(uid)
+            except MemoryUnavailable as exc:
+                logger.warning("uniqueid=%s memory unavailable (%s): no history", uid, exc)
+                history, outcome.degraded = [], True
+            async with asyncio.timeout(_left(deadline)):
+                result = await self._run_models(
+                    models, prompt, history, user_input, request, deadline, outcome
+                )
         except TimeoutError:
             outcome.status, outcome.error, outcome.response = TurnStatus.TIMEOUT, "turn_timeout", fallback
-            return outcome
+        finally:
+            if result is None:
+                await self._memory.release_lock(lock)
+        if result is not None:
+            # The caller is waiting for the answer, not for the history write: save it
+            # and release the lock in the background. The next turn of this
+            # conversation waits for the lock, so history stays in order.
+            task = asyncio.create_task(self._save_turn(uid, result, lock))
+            self._saving.add(task)
+            task.add_done_callback(self._saving.discard)
         return outcome
+
+    async def _save_turn(self, uid: str, result: AgentResult, lock: Lock | None) -> None:
+        try:
+            await self._memory.append_turn(uid, result.new_messages)
+        except MemoryUnavailable as exc:
+            logger.warning("uniqueid=%s memory unavailable (%s): turn not saved", uid, exc)
+        finally:
+            await self._memory.release_lock(lock)
+
+    async def aclose(self, timeout_seconds: float = 5.0) -> None:
+        """Wait (up to `timeout_seconds`, s) for history writes still in progress."""
+        if self._saving:
+            await asyncio.wait(set(self._saving), timeout=timeout_seconds)
 
     async def _run_models(
         self,
