@@ -69,7 +69,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         await catalog.ensure_default_prompt()
 
-        redis = create_redis(settings.effective_redis_url, timeout_seconds=settings.redis_timeout_seconds)
+        redis = create_redis(
+            settings.effective_redis_url,
+            timeout_seconds=settings.redis_timeout_seconds,
+            max_connections=min(settings.max_concurrent_calls + 20, 1000),
+        )
         stack.push_async_callback(redis.aclose)
         http = httpx.AsyncClient(
             follow_redirects=False,
@@ -147,7 +151,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 timeout_seconds=settings.ari_request_timeout_seconds,
             )
             stack.push_async_callback(ari_http.aclose)
-            ari = AriClient(ari_http)
+            ari = AriClient(ari_http, max_in_flight=settings.ari_max_connections)
             connected = asyncio.Event()
             handler = CallHandler(ari, turns, settings, metrics, connected=connected)
             events = AriEventStream(

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     asterisk_ari_username: str = "asterisk"
     asterisk_ari_password: SecretStr = SecretStr("asterisk")
     asterisk_app_name: str = "ai_ari_app"
-    ari_max_connections: int = Field(default=20, ge=1, le=90)
+    ari_max_connections: int = Field(default=50, ge=1, le=90)
     ari_request_timeout_seconds: float = 5.0
     ari_reconnect_min_seconds: float = 0.5
     ari_reconnect_max_seconds: float = 30.0

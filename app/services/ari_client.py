@@ -88,7 +88,9 @@ def create_ari_http_client(
     return httpx.AsyncClient(
         base_url=base_url.rstrip("/"),
         auth=httpx.BasicAuth(username, password),
-        timeout=httpx.Timeout(timeout_seconds),
+        # No pool timeout: `AriClient` bounds the requests in flight itself, so waiting
+        # for a connection is never mistaken for an unreachable Asterisk.
+        timeout=httpx.Timeout(timeout_seconds, pool=None),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
     )
 
@@ -100,10 +102,19 @@ class AriClient:
     Requests that fail on a dropped connection are retried up to `attempts` times.
     """
 
-    def __init__(self, http: httpx.AsyncClient, *, attempts: int = 3) -> None:
-        """Wrap `http`; `attempts` is the total tries for a request on a closed connection."""
+    def __init__(self, http: httpx.AsyncClient, *, attempts: int = 3, max_in_flight: int = 20) -> None:
+        """Wrap `http`.
+
+        Args:
+            http: the shared client (base URL and auth set).
+            attempts: total tries for a request on a closed connection.
+            max_in_flight: requests sent at once; the rest wait here, in order, so
+                httpx's own pool queue (costly to scan when long) stays empty. Match
+                the client's connection limit.
+        """
         self._http = http
         self._attempts = attempts
+        self._slots = asyncio.Semaphore(max_in_flight)
         self._bulk_vars_supported: bool | None = None
 
     async def _request(
@@ -122,7 +133,8 @@ class AriClient:
                 reraise=True,
             ):
                 with attempt:
-                    response = await self._http.request(method, path, params=params, json=json)
+                    async with self._slots:
+                        response = await self._http.request(method, path, params=params, json=json)
         except httpx.TimeoutException as exc:
             raise AriUnavailable(f"ARI {method} {path}: timeout") from exc
         except httpx.TransportError as exc:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,6 +25,9 @@ from app.models import Call, Turn
 from app.services.domain import TurnOutcome
 
 logger = logging.getLogger(__name__)
+
+#: (source, channel id or UNIQUEID) -> calls.id kept in memory, so a turn costs no lookup.
+CALL_ID_CACHE_SIZE = 10_000
 
 # The database did not answer (as opposed to rejecting the write): worth waiting for.
 _UNREACHABLE = (OperationalError, InterfaceError, OSError, TimeoutError)
@@ -75,6 +79,7 @@ class CallLogWriter:
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         self.written = 0
+        self._call_ids: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     def start(self) -> None:
         """Start the writer task."""
@@ -158,19 +163,23 @@ class CallLogWriter:
             await asyncio.sleep(min(self._max_backoff, 0.1 * 2 ** min(failures, 8)))
 
     async def _write(self, batch: list[CallLogEntry]) -> None:
+        """One transaction: find or create each entry's call (ids cached), update it, add the turn.
+
+        Turns are inserted by `call_id`, so a call's earlier turns are never loaded.
+        """
+        found: dict[tuple[str, str], int] = {}
         async with self._sessions() as session, session.begin():
-            calls: dict[tuple[str, str], Call] = {}
             for entry in batch:
                 key = (entry.source, entry.channel_id or entry.uniqueid)
-                call = calls.get(key)
-                if call is None:
-                    stmt = select(Call).where(Call.source == entry.source)
+                call_id = found.get(key) or self._call_ids.get(key)
+                if call_id is None:
+                    stmt = select(Call.id).where(Call.source == entry.source)
                     if entry.channel_id:
                         stmt = stmt.where(Call.channel_id == entry.channel_id)
                     else:
                         stmt = stmt.where(Call.uniqueid == entry.uniqueid)
-                    call = (await session.scalars(stmt.order_by(Call.id.desc()).limit(1))).first()
-                if call is None:
+                    call_id = await session.scalar(stmt.order_by(Call.id.desc()).limit(1))
+                if call_id is None:
                     call = Call(
                         source=entry.source,
                         channel_id=entry.channel_id,
@@ -180,15 +189,22 @@ class CallLogWriter:
                         started_at=entry.started_at,
                     )
                     session.add(call)
-                calls[key] = call
+                    await session.flush()
+                    call_id = call.id
+                found[key] = call_id
                 outcome = entry.outcome
-                call.prompt_name = outcome.prompt_name
-                call.model = outcome.model
-                call.status = outcome.status.value
-                call.degraded = call.degraded or outcome.degraded
-                call.ended_at = entry.ended_at
-                call.turns.append(
+                values: dict[str, object] = {
+                    "prompt_name": outcome.prompt_name,
+                    "model": outcome.model,
+                    "status": outcome.status.value,
+                    "ended_at": entry.ended_at,
+                }
+                if outcome.degraded:
+                    values["degraded"] = True
+                await session.execute(update(Call).where(Call.id == call_id).values(**values))
+                session.add(
                     Turn(
+                        call_id=call_id,
                         user_input=entry.user_input,
                         response=outcome.response,
                         status=outcome.status.value,
@@ -202,3 +218,6 @@ class CallLogWriter:
                         created_at=entry.ended_at,
                     )
                 )
+        self._call_ids.update(found)
+        while len(self._call_ids) > CALL_ID_CACHE_SIZE:
+            self._call_ids.popitem(last=False)

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 
 import orjson
 from langchain_core.messages import BaseMessage, messages_from_dict, messages_to_dict
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
@@ -36,19 +36,24 @@ class MemoryUnavailable(Exception):
 def create_redis(url: str, *, timeout_seconds: float, max_connections: int = 100) -> Redis:
     """The process's one Redis client (one connection pool), with short socket timeouts.
 
+    The pool blocks (up to `timeout_seconds`) when all `max_connections` are busy,
+    instead of failing at once with `MaxConnectionsError` under a burst of calls.
+
     Args:
         url: ``redis://[:password@]host:port/db``.
-        timeout_seconds: connect and per-command timeout, in seconds.
+        timeout_seconds: connect, per-command and pool-wait timeout, in seconds.
         max_connections: pool size.
     """
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         max_connections=max_connections,
+        timeout=timeout_seconds,
         health_check_interval=30,
         decode_responses=False,
     )
+    return Redis.from_pool(pool)
 
 
 def serialize_turn(messages: list[BaseMessage]) -> bytes:
