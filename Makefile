@@ -25,5 +25,11 @@ lint: install
 	.venv/bin/ruff format --check app tests scripts benchmarks
 	.venv/bin/mypy
 
+bench: install          ## the full benchmark (~12 min on 2 cores): table, benchmarks/results/latest.json, profile
+	$(PY) -m benchmarks.run --profile
+
+bench-smoke: install    ## a few seconds, to keep the harness working (CI runs it inside the test suite)
+	$(PY) -m benchmarks.run --smoke
+
 ari-ops:                ## regenerate app/testing/ari_operations.json from ../shared/ari-api-docs
 	$(PY) scripts/gen_ari_operations.py

@@ -1,0 +1,1 @@
+"""Performance benchmark harness of the gateway (see benchmarks/README.md)."""
