@@ -299,3 +299,26 @@ async def test_sigterm_finishes_in_flight_turns_and_answers_new_calls_at_once(
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient() as client:
             await client.get(f"http://127.0.0.1:{port}/healthz")
+
+
+async def test_slow_redis_degrades_the_turn_instead_of_delaying_it(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer
+) -> None:
+    """Redis answering 2 s late (a proxy in front of the real one): turns answer without history."""
+    proxy = TcpProxy("127.0.0.1", 6379, delay_seconds=2.0)
+    await proxy.start()
+    try:
+        settings = make_settings(redis_url=f"redis://127.0.0.1:{proxy.port}/0", redis_timeout_seconds=0.2)
+        async with run_gateway(settings, fake_ari) as app:
+            fake_llm.script("SLOW-R", [TextReply("answered anyway")])
+            started = asyncio.get_running_loop().time()
+            chan = await failing_call(fake_ari, "SLOW-R hi", "")
+            elapsed = asyncio.get_running_loop().time() - started
+            await state_of(app).call_log.flush()
+            async with state_of(app).session_factory() as s:
+                turn = (await s.scalars(select(Turn))).all()[-1]
+    finally:
+        await proxy.stop()
+    assert final_vars(chan)["AI_RESPONSE"] == "answered anyway"
+    assert turn.degraded
+    assert elapsed < 2.0, f"a slow Redis held the caller for {elapsed:.2f} s"
