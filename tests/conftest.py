@@ -7,6 +7,7 @@ tests on PostgreSQL: each test then gets its own freshly created database.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
@@ -153,6 +154,16 @@ async def run_gateway(settings: Settings, fake_ari: FakeAriServer | None = None)
         if fake_ari is not None and settings.ari_enabled:
             await fake_ari.wait_for_ws(settings.asterisk_app_name, timeout=5)
         yield app
+
+
+async def wait_until_idle(app: FastAPI, timeout: float = 10.0) -> None:
+    """Wait until the app's call handler has no turn in flight (delivery included)."""
+    handler = state_of(app).call_handler
+    assert handler is not None
+    deadline = asyncio.get_running_loop().time() + timeout
+    while handler.in_flight:
+        assert asyncio.get_running_loop().time() < deadline, f"still in flight: {list(handler.in_flight)}"
+        await asyncio.sleep(0.05)
 
 
 def state_of(app: FastAPI) -> GatewayState:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.models import Call
 from app.testing.fake_ari import FakeAriServer, FakeChannel
 from app.testing.fake_llm import ErrorReply, FakeLLMServer, HangReply, TextReply, ToolCallReply
-from tests.conftest import run_gateway, state_of
+from tests.conftest import run_gateway, state_of, wait_until_idle
 from tests.utils import ToolApi, create_prompt, create_tool
 
 FALLBACK = "Sorry, our assistant is unavailable. Transferring you now."
@@ -380,13 +380,7 @@ async def test_caller_hangs_up_during_turn(
         chan = await fake_ari.place_call("ai_ari_app,USER_INPUT=HUP-1 hi")
         await asyncio.sleep(0.1)
         await fake_ari.hangup_by_caller(chan.id)
-        handler = state_of(app).call_handler
-        assert handler is not None
-        for _ in range(100):
-            if not handler.in_flight:
-                break
-            await asyncio.sleep(0.05)
-        assert not handler.in_flight
+        await wait_until_idle(app, 5)
     assert chan.continued_count == 0
     assert json.dumps(fake_ari.spec_violations) == "[]"
 

@@ -19,7 +19,7 @@ from app.models import Turn
 from app.services.domain import TurnOutcome, TurnRequest
 from app.testing.fake_ari import FakeAriServer
 from app.testing.fake_llm import ErrorReply, FakeLLMServer, HangReply, TextReply, ToolCallReply
-from tests.conftest import TEST_ADMIN_PASSWORD, TEST_OPENAI_KEY, run_gateway, state_of
+from tests.conftest import TEST_ADMIN_PASSWORD, TEST_OPENAI_KEY, run_gateway, state_of, wait_until_idle
 from tests.tcp_proxy import TcpProxy
 from tests.test_call_path import failing_call, final_vars, setup_support_prompt
 from tests.utils import ToolApi, create_prompt, create_tool
@@ -59,13 +59,7 @@ async def test_result_for_a_channel_gone_during_the_outage_is_dropped(
         await fake_ari.hangup_by_caller(chan.id)
         await asyncio.sleep(1.5)
         fake_ari.set_rest_available(True)
-        handler = state_of(app).call_handler
-        assert handler is not None
-        for _ in range(200):
-            if not handler.in_flight:
-                break
-            await asyncio.sleep(0.05)
-        assert not handler.in_flight
+        await wait_until_idle(app, 10)
     assert chan.continued_count == 0
 
 
