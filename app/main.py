@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -31,7 +32,7 @@ from app.services.call_log import CallLogWriter
 from app.services.catalog import Catalog
 from app.services.llm import ModelFactory
 from app.services.login_limiter import LoginLimiter
-from app.services.redis_service import ConversationMemory, create_redis
+from app.services.redis_service import ChannelClaims, ConversationMemory, create_redis
 from app.services.tool_executor import ToolExecutor
 from app.services.turn_service import TurnService
 
@@ -153,7 +154,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             stack.push_async_callback(ari_http.aclose)
             ari = AriClient(ari_http, max_in_flight=settings.ari_max_connections)
             connected = asyncio.Event()
-            handler = CallHandler(ari, turns, settings, metrics, connected=connected)
+            claims = ChannelClaims(
+                redis,
+                prefix=settings.redis_key_prefix,
+                instance_id=uuid.uuid4().hex,
+                ttl_seconds=settings.ai_turn_timeout_seconds + 5,
+            )
+            handler = CallHandler(ari, turns, settings, metrics, connected=connected, claims=claims)
             events = AriEventStream(
                 settings.ari_events_url,
                 settings.asterisk_ari_username,

@@ -316,3 +316,40 @@ async def test_slow_redis_degrades_the_turn_instead_of_delaying_it(
     assert final_vars(chan)["AI_RESPONSE"] == "answered anyway"
     assert turn.degraded
     assert elapsed < 2.0, f"a slow Redis held the caller for {elapsed:.2f} s"
+
+
+async def test_rolling_restart_under_load_strands_no_call(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer
+) -> None:
+    """A new gateway takes over the Stasis application while the old one finishes its turns.
+
+    Asterisk gives an application to the newest WebSocket (events.json ApplicationReplaced);
+    the old process's channels are still in the application, and the new process must leave
+    them to it (Redis claims) rather than "recover" them with an error.
+    """
+    settings = make_settings()
+    # The old process's turns outlast the new process's start-up check for parked channels.
+    fake_llm.set_responder(lambda req: HangReply(3.5, f"answer to {req.last_user_text}"))
+    old = run_gateway(settings, fake_ari)
+    await old.__aenter__()
+    new = run_gateway(settings)
+    chans = []
+    try:
+        chans += [await fake_ari.place_call(f"ai_ari_app,USER_INPUT=RR-{i} hi") for i in range(10)]
+        await asyncio.sleep(0.2)
+        new_app = await new.__aenter__()
+        await fake_ari.wait_until(lambda: any(e["type"] == "ApplicationReplaced" for e in fake_ari.events))
+        chans += [await fake_ari.place_call(f"ai_ari_app,USER_INPUT=RR-{i} hi") for i in range(10, 20)]
+        await old.__aexit__(None, None, None)  # the old process drains and exits
+        await asyncio.gather(*(c.wait_left_stasis(15) for c in chans))
+        await state_of(new_app).call_log.flush()
+    finally:
+        await new.__aexit__(None, None, None)
+    for i, chan in enumerate(chans):
+        assert final_vars(chan) == {
+            "AI_RESPONSE": f"answer to RR-{i} hi",
+            "AI_STATUS": "OK",
+            "AI_ERROR": "",
+        }, i
+        assert chan.continued_count == 1
+    assert fake_ari.parked_channels("ai_ari_app") == []

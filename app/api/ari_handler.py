@@ -24,6 +24,8 @@ import functools
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Coroutine
+from typing import Any
 
 from app.core.config import Settings
 from app.core.metrics import Metrics
@@ -37,6 +39,7 @@ from app.services.ari_events import (
     StasisStart,
 )
 from app.services.domain import CallContext, TurnOutcome, TurnRequest, TurnStatus
+from app.services.redis_service import ChannelClaims
 from app.services.stasis_args import parse_stasis_args
 from app.services.turn_service import TurnService
 
@@ -46,6 +49,8 @@ logger = logging.getLogger(__name__)
 #: so the Stasis arg is the only source (ari-samples README: "UNIQUEID is a builtin").
 BUILTIN_VARIABLES = frozenset({"UNIQUEID", "CHANNEL", "EXTEN", "CONTEXT", "PRIORITY"})
 RECENT_CHANNELS_KEPT = 10_000
+#: How many times recovery waits for another gateway's claims before giving up on them.
+MAX_RECOVERY_ROUNDS = 3
 
 
 def _context_of(channel: Channel) -> CallContext:
@@ -65,6 +70,8 @@ class CallHandler:
         ari: REST client.
         turns: runs the agent turn.
         connected: set while the event WebSocket is up (delivery waits on it).
+        claims: marks which process owns each channel's turn, so recovery after a
+            (re)connect leaves another live gateway's channels alone (rolling restart).
         recovery_grace_seconds: wait (s) between listing the application's channels
             right after a (re)connect and treating one as parked, so that a
             `StasisStart` already on the wire is taken first.
@@ -78,11 +85,14 @@ class CallHandler:
         metrics: Metrics,
         *,
         connected: asyncio.Event | None = None,
+        claims: ChannelClaims | None = None,
         delivery_max_seconds: float = 120.0,
         recovery_grace_seconds: float = 2.0,
     ) -> None:
         """Keep collaborators; no I/O here."""
         self._ari = ari
+        self._claims = claims
+        self._background: set[asyncio.Task[Any]] = set()
         self.turns = turns
         self._settings = settings
         self._metrics = metrics
@@ -105,6 +115,8 @@ class CallHandler:
                 return
             self._recent.pop(cid, None)
             self._hung_up.discard(cid)
+            if self._claims is not None:
+                self._spawn(self._claims.claim(cid))
             task = asyncio.create_task(self._handle(event), name=f"turn-{cid}")
             self.in_flight[cid] = task
             task.add_done_callback(functools.partial(self._finished, cid))
@@ -114,8 +126,23 @@ class CallHandler:
                 self._hung_up.add(event.channel.id)
         elif isinstance(event, StasisEnd):
             logger.debug("channel=%s left Stasis", event.channel.id)
+        elif event.type == "ApplicationReplaced":
+            # events.json: the newer WebSocket for an application wins. This process gets no
+            # new calls; its turns in flight still finish and are delivered over REST.
+            logger.warning(
+                "another connection took over Stasis application %s (rolling restart or a second "
+                "gateway); this process gets no new calls",
+                event.application,
+            )
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _finished(self, cid: str, _task: asyncio.Task[None] | None = None) -> None:
+        if self._claims is not None:
+            self._spawn(self._claims.release(cid))
         self.in_flight.pop(cid, None)
         self._hung_up.discard(cid)
         self._recent[cid] = time.monotonic()
@@ -250,9 +277,28 @@ class CallHandler:
         # A channel that entered Stasis after our WebSocket connected has its StasisStart
         # on the wire: give the reader time to take it before calling the channel parked.
         await asyncio.sleep(self._grace)
-        parked = [
-            cid for cid in app.get("channel_ids", []) if cid not in self.in_flight and cid not in self._recent
-        ]
+        recovered = 0
+        candidates = list(app.get("channel_ids", []))
+        for _round in range(MAX_RECOVERY_ROUNDS):
+            unowned = [cid for cid in candidates if cid not in self.in_flight and cid not in self._recent]
+            owned = await self._claims.owned_elsewhere(unowned) if self._claims is not None else {}
+            recovered += await self._continue_parked([cid for cid in unowned if cid not in owned])
+            if not owned:
+                break
+            # Another live gateway (the old one in a rolling restart) owns these: let it
+            # finish, and look again once its claims would have expired.
+            logger.info("%d channel(s) in Stasis are owned by another gateway; re-checking later", len(owned))
+            await asyncio.sleep(min(max(owned.values()), self._delivery_max) + 0.5)
+            try:
+                still = set(
+                    (await self._ari.get_application(self._settings.asterisk_app_name))["channel_ids"]
+                )
+            except AriError:
+                break
+            candidates = [cid for cid in owned if cid in still]
+        return recovered
+
+    async def _continue_parked(self, parked: list[str]) -> int:
         if not parked:
             return 0
         logger.warning("found %d channel(s) parked in Stasis with no turn; continuing them", len(parked))

@@ -953,7 +953,22 @@ class FakeAriServer:
         record.status = 101
         conn = _EventConnection(websocket, list(dict.fromkeys(apps)), self.ws_write_timeout)
         for name in conn.apps:
-            self._apps.setdefault(name, _App(name)).connections.add(conn)
+            entry = self._apps.setdefault(name, _App(name))
+            # events.json ApplicationReplaced: "An application may only be subscribed to by a
+            # single WebSocket at a time ... the newer WebSocket wins, and the older one
+            # receives this event." The older socket stays open but gets nothing more.
+            for old in list(entry.connections):
+                entry.connections.discard(old)
+                if not old.closed:
+                    replaced = {
+                        "type": "ApplicationReplaced",
+                        "application": name,
+                        "timestamp": asterisk_timestamp(),
+                        "asterisk_id": self.asterisk_id,
+                    }
+                    self.events.append(replaced)
+                    old.queue.put_nowait(json.dumps(replaced, separators=(",", ":")))
+            entry.connections.add(conn)
         conn.writer = asyncio.create_task(self._writer(conn), name=f"fake-ari-ws-{apps[0]}")
         self._notify()
         try:
