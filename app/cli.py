@@ -52,7 +52,7 @@ def _demo_tool_app() -> Any:
 
 async def _start_server(
     app: Any, *, lifespan: Literal["auto", "on", "off"] = "off", port: int = 0
-) -> tuple[uvicorn.Server, int]:
+) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning")
     )
@@ -62,14 +62,13 @@ async def _start_server(
             task.result()
             raise RuntimeError("server failed to start")
         await asyncio.sleep(0.02)
-    server.extra_task = task  # type: ignore[attr-defined]
-    return server, int(server.servers[0].sockets[0].getsockname()[1])
+    return server, task, int(server.servers[0].sockets[0].getsockname()[1])
 
 
-async def _stop_server(server: uvicorn.Server) -> None:
+async def _stop_server(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
     server.should_exit = True
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(server.extra_task, 15)  # type: ignore[attr-defined]
+        await asyncio.wait_for(task, 15)
 
 
 async def _seed_demo(app: Any, tool_url: str) -> None:
@@ -116,7 +115,7 @@ async def _demo(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="aigw-demo-"))
     fake_ari = FakeAriServer(asterisk_version="23.4.0")
     await fake_ari.start()
-    tool_server, tool_port = await _start_server(_demo_tool_app())
+    tool_server, tool_task, tool_port = await _start_server(_demo_tool_app())
     overrides: dict[str, Any] = {
         "asterisk_ari_url": fake_ari.base_url,
         "asterisk_ari_username": fake_ari.username,
@@ -138,7 +137,7 @@ async def _demo(args: argparse.Namespace) -> int:
         model_label = f"OpenAI {base.openai_model_name}"
     settings = Settings(**overrides)
     app = create_app(settings)
-    gateway_server, gateway_port = await _start_server(app, lifespan="on", port=args.port)
+    gateway_server, gateway_task, gateway_port = await _start_server(app, lifespan="on", port=args.port)
     exit_code = 0
     try:
         await fake_ari.wait_for_ws(settings.asterisk_app_name, timeout=10)
@@ -178,8 +177,8 @@ async def _demo(args: argparse.Namespace) -> int:
             print("\nRunning; press Ctrl-C to stop.")
             await asyncio.Event().wait()
     finally:
-        await _stop_server(gateway_server)
-        await _stop_server(tool_server)
+        await _stop_server(gateway_server, gateway_task)
+        await _stop_server(tool_server, tool_task)
         await fake_ari.stop()
         if offline is not None:
             await offline.stop()

@@ -120,9 +120,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 window_seconds=settings.login_window_seconds,
             ),
         )
-        state.extras["memory"] = memory
-        state.extras["models"] = models
-        state.extras["redact"] = redact
         app.state.gateway = state
 
         if not any(models.configured().values()):

@@ -17,6 +17,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from langchain_core.messages import BaseMessage
 from redis.asyncio.lock import Lock
 
 from app.core.config import Settings
@@ -236,7 +237,7 @@ class TurnService:
         self,
         models: list[ModelSpec],
         prompt: PromptSpec,
-        history: list,  # type: ignore[type-arg]
+        history: list[BaseMessage],
         user_input: str,
         request: TurnRequest,
         deadline: float,
