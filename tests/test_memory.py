@@ -109,3 +109,21 @@ messages = st.one_of(
 @given(st.lists(messages, max_size=8))
 def test_serialiser_round_trips(turn: list) -> None:
     assert deserialize_turn(serialize_turn(turn)) == turn
+
+
+async def test_acquire_and_load_takes_the_lock_and_reads_history_together(
+    redis: Redis, redis_prefix: str
+) -> None:
+    mem = ConversationMemory(redis, prefix=redis_prefix)
+    await mem.append_turn("c6", a_turn(1))
+    lock, history = await mem.acquire_and_load("c6", wait_seconds=1, hold_seconds=10)
+    assert lock is not None and history == a_turn(1)
+    # While held, another turn waits and then gives up without the lock...
+    other, other_history = await mem.acquire_and_load("c6", wait_seconds=0.2, hold_seconds=10)
+    assert other is None and other_history == a_turn(1)
+    # ...and once released, it gets it.
+    await mem.release_lock(lock)
+    again, _ = await mem.acquire_and_load("c6", wait_seconds=0.2, hold_seconds=10)
+    assert again is not None
+    await mem.release_lock(again)
+    assert await redis.exists(f"{redis_prefix}lock:c6") == 0

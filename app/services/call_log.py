@@ -15,8 +15,9 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -163,11 +164,15 @@ class CallLogWriter:
             await asyncio.sleep(min(self._max_backoff, 0.1 * 2 ** min(failures, 8)))
 
     async def _write(self, batch: list[CallLogEntry]) -> None:
-        """One transaction: find or create each entry's call (ids cached), update it, add the turn.
+        """Write a batch in one transaction: one bulk UPDATE of calls, one bulk INSERT of turns.
 
-        Turns are inserted by `call_id`, so a call's earlier turns are never loaded.
+        Each entry's call is found (ids cached) or created first. Turns are inserted by
+        `call_id`, so a call's earlier turns are never loaded.
         """
         found: dict[tuple[str, str], int] = {}
+        call_updates: dict[int, dict[str, Any]] = {}
+        degraded_calls: set[int] = set()
+        turn_rows: list[dict[str, Any]] = []
         async with self._sessions() as session, session.begin():
             for entry in batch:
                 key = (entry.source, entry.channel_id or entry.uniqueid)
@@ -193,31 +198,36 @@ class CallLogWriter:
                     call_id = call.id
                 found[key] = call_id
                 outcome = entry.outcome
-                values: dict[str, object] = {
+                # The latest entry of a call wins (entries are in turn order).
+                call_updates[call_id] = {
+                    "id": call_id,
                     "prompt_name": outcome.prompt_name,
                     "model": outcome.model,
                     "status": outcome.status.value,
                     "ended_at": entry.ended_at,
                 }
                 if outcome.degraded:
-                    values["degraded"] = True
-                await session.execute(update(Call).where(Call.id == call_id).values(**values))
-                session.add(
-                    Turn(
-                        call_id=call_id,
-                        user_input=entry.user_input,
-                        response=outcome.response,
-                        status=outcome.status.value,
-                        error=outcome.error,
-                        model=outcome.model,
-                        tool_calls=outcome.tool_calls,
-                        latency_ms=round(outcome.latency_ms),
-                        llm_latency_ms=round(outcome.llm_latency_ms),
-                        token_usage=outcome.token_usage,
-                        degraded=outcome.degraded,
-                        created_at=entry.ended_at,
-                    )
+                    degraded_calls.add(call_id)
+                turn_rows.append(
+                    {
+                        "call_id": call_id,
+                        "user_input": entry.user_input,
+                        "response": outcome.response,
+                        "status": outcome.status.value,
+                        "error": outcome.error,
+                        "model": outcome.model,
+                        "tool_calls": outcome.tool_calls,
+                        "latency_ms": round(outcome.latency_ms),
+                        "llm_latency_ms": round(outcome.llm_latency_ms),
+                        "token_usage": outcome.token_usage,
+                        "degraded": outcome.degraded,
+                        "created_at": entry.ended_at,
+                    }
                 )
+            await session.execute(update(Call), list(call_updates.values()))
+            if degraded_calls:
+                await session.execute(update(Call).where(Call.id.in_(degraded_calls)).values(degraded=True))
+            await session.execute(insert(Turn), turn_rows)
         self._call_ids.update(found)
         while len(self._call_ids) > CALL_ID_CACHE_SIZE:
             self._call_ids.popitem(last=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -112,6 +113,10 @@ class ConversationMemory:
             entries = await self._redis.lrange(self.key(uniqueid), 0, -1)
         except (RedisError, OSError) as exc:
             raise MemoryUnavailable(f"load failed: {type(exc).__name__}") from exc
+        return self._decode(uniqueid, entries)
+
+    @staticmethod
+    def _decode(uniqueid: str, entries: list[bytes] | list[bytes | str]) -> list[BaseMessage]:
         messages: list[BaseMessage] = []
         for entry in entries:
             try:
@@ -174,6 +179,46 @@ class ConversationMemory:
             return lock if await lock.acquire() else None
         except (RedisError, OSError):
             return None
+
+    async def acquire_and_load(
+        self, uniqueid: str, *, wait_seconds: float, hold_seconds: float
+    ) -> tuple[Lock | None, list[BaseMessage]]:
+        """Take the conversation's lock and read its history, in one round trip when free.
+
+        A pipeline sends ``SET <lock> <token> NX PX`` and ``LRANGE <history>`` together;
+        the history is used only if the lock was free. Otherwise it waits for the lock
+        like `acquire_lock` (up to `wait_seconds`, s) and reads the history after.
+
+        Returns:
+            The held lock (None when not taken; see `acquire_lock`) and the history.
+
+        Raises:
+            MemoryUnavailable: Redis failed while reading the history (a lock taken
+                before the failure is released first).
+        """
+        lock = self._redis.lock(
+            f"{self._prefix}lock:{uniqueid}",
+            timeout=hold_seconds,
+            blocking_timeout=max(wait_seconds, 0.01),
+            sleep=0.02,
+        )
+        token = uuid.uuid4().hex.encode()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(lock.name, token, nx=True, px=max(1, int(hold_seconds * 1000)))
+                pipe.lrange(self.key(uniqueid), 0, -1)
+                got, entries = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise MemoryUnavailable(f"load failed: {type(exc).__name__}") from exc
+        if got:
+            lock.local.token = token
+            return lock, self._decode(uniqueid, entries)
+        held = await self.acquire_lock(uniqueid, wait_seconds=wait_seconds, hold_seconds=hold_seconds)
+        try:
+            return held, await self.load(uniqueid)
+        except MemoryUnavailable:
+            await self.release_lock(held)
+            raise
 
     async def release_lock(self, lock: Lock | None) -> None:
         """Release a lock from `acquire_lock` (None is ignored; failures are logged)."""

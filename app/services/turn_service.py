@@ -188,17 +188,17 @@ class TurnService:
             )
         outcome = TurnOutcome(fallback, TurnStatus.ERROR, None, model=str(models[0]), prompt_name=prompt.name)
         uid = request.context.uniqueid
-        # Each stage gets its own timeout from what is left of the deadline, so a
-        # library that swallows one cancellation cannot disable the deadline.
-        lock = await self._memory.acquire_lock(
-            uid, wait_seconds=_left(deadline), hold_seconds=settings.ai_turn_timeout_seconds + 5
-        )
-        outcome.degraded = lock is None
+        # Lock + history: bounded by the lock wait (what is left of the deadline) and the
+        # Redis command timeouts. Then each stage gets its own timeout from what is left,
+        # so a library that swallows one cancellation cannot disable the deadline.
+        lock: Lock | None = None
         result = None
         try:
             try:
-                async with asyncio.timeout(_left(deadline)):
-                    history = await self._memory.load(uid)
+                lock, history = await self._memory.acquire_and_load(
+                    uid, wait_seconds=_left(deadline), hold_seconds=settings.ai_turn_timeout_seconds + 5
+                )
+                outcome.degraded = lock is None
             except MemoryUnavailable as exc:
                 logger.warning("uniqueid=%s memory unavailable (%s): no history", uid, exc)
                 history, outcome.degraded = [], True
