@@ -69,11 +69,12 @@ async def test_lock_serialises_turns_of_one_conversation(redis: Redis, redis_pre
     order: list[str] = []
 
     async def turn(name: str, hold: float) -> None:
-        async with mem.conversation_lock("c4", wait_seconds=5, hold_seconds=10) as locked:
-            assert locked
-            order.append(f"{name}-start")
-            await asyncio.sleep(hold)
-            order.append(f"{name}-end")
+        lock = await mem.acquire_lock("c4", wait_seconds=5, hold_seconds=10)
+        assert lock is not None
+        order.append(f"{name}-start")
+        await asyncio.sleep(hold)
+        order.append(f"{name}-end")
+        await mem.release_lock(lock)
 
     await asyncio.gather(turn("a", 0.3), turn("b", 0.0))
     assert order in (["a-start", "a-end", "b-start", "b-end"], ["b-start", "b-end", "a-start", "a-end"])
@@ -81,9 +82,10 @@ async def test_lock_serialises_turns_of_one_conversation(redis: Redis, redis_pre
 
 async def test_lock_gives_up_after_its_wait(redis: Redis, redis_prefix: str) -> None:
     mem = ConversationMemory(redis, prefix=redis_prefix)
-    async with mem.conversation_lock("c5", wait_seconds=1, hold_seconds=10) as first:
-        async with mem.conversation_lock("c5", wait_seconds=0.2, hold_seconds=10) as second:
-            assert first and not second
+    first = await mem.acquire_lock("c5", wait_seconds=1, hold_seconds=10)
+    second = await mem.acquire_lock("c5", wait_seconds=0.2, hold_seconds=10)
+    assert first is not None and second is None
+    await mem.release_lock(first)
 
 
 text = st.text(max_size=50)

@@ -102,12 +102,10 @@ class Catalog:
         self.secret_box = secret_box
         self._ttl = ttl_seconds
         self._cache: dict[str | None, tuple[float, PromptSpec]] = {}
-        self.generation = 0
 
     def invalidate(self) -> None:
         """Drop every cached prompt (call after any prompt or tool write)."""
         self._cache.clear()
-        self.generation += 1
 
     async def get_prompt(self, name: str | None) -> PromptSpec:
         """The prompt called `name`, or the default prompt when `name` is None/empty.

@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import orjson
 from langchain_core.messages import BaseMessage, messages_from_dict, messages_to_dict
@@ -228,21 +226,6 @@ class ConversationMemory:
             await lock.release()
         except (LockError, RedisError, OSError):
             logger.warning("could not release conversation lock %s", lock.name)
-
-    @asynccontextmanager
-    async def conversation_lock(
-        self, uniqueid: str, *, wait_seconds: float, hold_seconds: float
-    ) -> AsyncIterator[bool]:
-        """Hold the conversation's lock while the block runs (see `acquire_lock`).
-
-        Yields:
-            True when the lock is held, False when it could not be taken.
-        """
-        lock = await self.acquire_lock(uniqueid, wait_seconds=wait_seconds, hold_seconds=hold_seconds)
-        try:
-            yield lock is not None
-        finally:
-            await self.release_lock(lock)
 
     async def ping(self) -> bool:
         """True when Redis answers PING."""

@@ -71,7 +71,6 @@ class TurnService:
         self._metrics = metrics
         self._slots = asyncio.Semaphore(settings.max_concurrent_calls)
         self._saving: set[asyncio.Task[None]] = set()
-        self.active = 0
 
     async def run_turn(self, request: TurnRequest) -> TurnOutcome:
         """Run one turn and log it. Never raises (except on task cancellation)."""
@@ -96,7 +95,6 @@ class TurnService:
                 self._slots.release()
                 outcome = busy
         if outcome is None:
-            self.active += 1
             self._metrics.active_calls.inc()
             try:
                 outcome = await self._run(request, user_input, deadline)
@@ -106,7 +104,6 @@ class TurnService:
                     self._settings.default_fallback_text, TurnStatus.ERROR, "internal_error"
                 )
             finally:
-                self.active -= 1
                 self._metrics.active_calls.dec()
                 self._slots.release()
         outcome.latency_ms = round((time.perf_counter() - start) * 1000.0, 1)
