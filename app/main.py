@@ -30,6 +30,7 @@ from app.services.ai_service import AiService
 from app.services.ari_client import AriClient, AriEventStream, create_ari_http_client
 from app.services.call_log import CallLogWriter
 from app.services.catalog import Catalog
+from app.services.http_clients import create_http_client
 from app.services.llm import ModelFactory
 from app.services.login_limiter import LoginLimiter
 from app.services.redis_service import ChannelClaims, ConversationMemory, create_redis
@@ -76,10 +77,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             max_connections=min(settings.max_concurrent_calls + 20, 1000),
         )
         stack.push_async_callback(redis.aclose)
-        http = httpx.AsyncClient(
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            timeout=httpx.Timeout(settings.tool_default_timeout_seconds),
+        http = create_http_client(
+            max_connections=200, timeout=httpx.Timeout(settings.tool_default_timeout_seconds)
         )
         stack.push_async_callback(http.aclose)
 
@@ -90,6 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             metrics=metrics,
         )
         models = ModelFactory(settings)
+        stack.push_async_callback(models.aclose)
         memory = ConversationMemory(
             redis,
             prefix=settings.redis_key_prefix,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from app.core.metrics import Metrics
@@ -19,6 +21,16 @@ from app.services.ari_client import (
 from app.services.ari_events import AriEvent, StasisStart
 from app.testing.fake_ari import FakeAriServer
 
+_opened: list[httpx.AsyncClient] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    """Close the HTTP clients a test made with `client_for` (their aiohttp sessions)."""
+    yield
+    while _opened:
+        await _opened.pop().aclose()
+
 
 def client_for(server: FakeAriServer, password: str | None = None, **kw: Any) -> AriClient:
     http = create_ari_http_client(
@@ -28,6 +40,7 @@ def client_for(server: FakeAriServer, password: str | None = None, **kw: Any) ->
         max_connections=kw.pop("max_connections", 10),
         timeout_seconds=kw.pop("timeout", 2.0),
     )
+    _opened.append(http)
     return AriClient(http, **kw)
 
 

@@ -41,11 +41,18 @@ CHECK_ORDER = StructuredTool.from_function(
 )
 
 
+_gemini_models: list[ChatGoogleGenerativeAI] = []
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[FakeLLMServer]:
-    """A running stand-in on an ephemeral port."""
+    """A running stand-in on an ephemeral port (Gemini clients made on it closed after)."""
     async with FakeLLMServer() as srv:
         yield srv
+        while _gemini_models:
+            client = _gemini_models.pop().client
+            if client is not None:
+                await client.aio.aclose()
 
 
 def _openai(server: FakeLLMServer, **kw: Any) -> ChatOpenAI:
@@ -59,13 +66,15 @@ def _openai(server: FakeLLMServer, **kw: Any) -> ChatOpenAI:
 
 
 def _gemini(server: FakeLLMServer, **kw: Any) -> ChatGoogleGenerativeAI:
-    return ChatGoogleGenerativeAI(
+    model = ChatGoogleGenerativeAI(
         model="gemini-2.5-flash",
         google_api_key="test-key",
         base_url=server.gemini_base_url,
         max_retries=0,
         **kw,
     )
+    _gemini_models.append(model)
+    return model
 
 
 def _model(server: FakeLLMServer, vendor: str) -> BaseChatModel:

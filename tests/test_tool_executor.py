@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
 from app.services.domain import CallContext, ToolSpec
+from app.services.http_clients import create_http_client
 from app.services.tool_executor import ToolBlocked, ToolExecutor, render_body, render_url
 from tests.utils import ORDER_TOOL_SCHEMA, LoopbackServer, ToolApi
 
@@ -27,9 +28,14 @@ CTX = CallContext(
 )
 
 
+def gateway_http() -> httpx.AsyncClient:
+    """The client the gateway builds for tools (aiohttp transport), 10 s timeouts."""
+    return create_http_client(timeout=httpx.Timeout(10.0), max_connections=20)
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(follow_redirects=False) as client:
+    async with gateway_http() as client:
         yield client
 
 
@@ -76,6 +82,9 @@ async def test_path_placeholders_are_fully_encoded(http: httpx.AsyncClient, tool
     req = tool_api.requests[-1]
     assert req["raw_path"] == "/orders/%2E%2E%2F%2E%2E%2Fadmin%3Fx%3D1%23frag"
     assert req["query"] == {}
+    # A lone ".." must not climb out of /orders/ (aiohttp would resolve an unencoded one).
+    await ex.execute(spec, {"order_id": ".."}, CTX)
+    assert tool_api.requests[-1]["raw_path"] == "/orders/%2E%2E"
 
 
 async def test_model_cannot_override_call_context(http: httpx.AsyncClient, tool_api: ToolApi) -> None:
@@ -189,7 +198,7 @@ async def test_redirects_only_to_the_same_host() -> None:
     )
     await server.start()
     try:
-        async with httpx.AsyncClient() as client:
+        async with gateway_http() as client:
             ex = ToolExecutor(client, allowed_hosts=["127.0.0.1"])
             free = {"type": "object"}
             away = await ex.execute(tool(server.url + "/away", parameters=free), {}, CTX)

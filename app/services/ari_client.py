@@ -35,6 +35,7 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from app.core.metrics import Metrics
 from app.services.ari_events import AriEvent, EventParseError, parse_event
+from app.services.http_clients import create_http_client
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ _RETRYABLE = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, ht
 def create_ari_http_client(
     base_url: str, username: str, password: str, *, max_connections: int, timeout_seconds: float
 ) -> httpx.AsyncClient:
-    """The one shared `httpx.AsyncClient` for ARI REST.
+    """The one shared `httpx.AsyncClient` for ARI REST (aiohttp transport, see `http_clients`).
 
     Args:
         base_url: ARI root, e.g. ``http://pbx:8088/ari``.
@@ -85,13 +86,13 @@ def create_ari_http_client(
             connections without replying.
         timeout_seconds: per-request timeout, in seconds.
     """
-    return httpx.AsyncClient(
+    return create_http_client(
         base_url=base_url.rstrip("/"),
         auth=httpx.BasicAuth(username, password),
         # No pool timeout: `AriClient` bounds the requests in flight itself, so waiting
         # for a connection is never mistaken for an unreachable Asterisk.
         timeout=httpx.Timeout(timeout_seconds, pool=None),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        max_connections=max_connections,
     )
 
 

@@ -71,3 +71,7 @@ class LLMProvider(ABC):
         Raises:
             ProviderNotConfigured: no API key.
         """
+
+    async def aclose(self) -> None:
+        """Release what the provider's models share (HTTP pools); default: nothing."""
+        return None

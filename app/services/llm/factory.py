@@ -52,6 +52,12 @@ class ModelFactory:
             self._models[spec] = model
         return model
 
+    async def aclose(self) -> None:
+        """Close every provider's shared resources; the cached models go with them."""
+        self._models.clear()
+        for provider in self.providers.values():
+            await provider.aclose()
+
     def configured(self) -> dict[str, bool]:
         """Provider name -> whether its API key is set (never the key)."""
         return {name: p.is_configured() for name, p in self.providers.items()}

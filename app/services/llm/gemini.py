@@ -5,13 +5,23 @@ from __future__ import annotations
 from langchain_core.language_models import BaseChatModel
 from langchain_google_genai import ChatGoogleGenerativeAI
 
+from app.core.config import Settings
 from app.services.llm.base import LLMProvider, ProviderNotConfigured
 
 
 class GeminiProvider(LLMProvider):
-    """`ChatGoogleGenerativeAI`, honouring `GEMINI_BASE_URL`."""
+    """`ChatGoogleGenerativeAI`, honouring `GEMINI_BASE_URL`.
+
+    The google-genai SDK sends through aiohttp when it is installed (it is, for the
+    other clients) and opens one session per model; `aclose` closes them.
+    """
 
     name = "gemini"
+
+    def __init__(self, settings: Settings) -> None:
+        """Keep the settings; remember the models built, to close their sessions."""
+        super().__init__(settings)
+        self._built: list[ChatGoogleGenerativeAI] = []
 
     def default_model(self) -> str:
         """`GEMINI_MODEL_NAME`."""
@@ -26,10 +36,19 @@ class GeminiProvider(LLMProvider):
         key = self.settings.gemini_api_key
         if key is None:
             raise ProviderNotConfigured("GEMINI_API_KEY is not set")
-        return ChatGoogleGenerativeAI(
+        chat = ChatGoogleGenerativeAI(
             model=model,
             google_api_key=key,
             base_url=self.settings.gemini_base_url,
             timeout=self.settings.llm_request_timeout_seconds,
             max_retries=self.settings.llm_max_retries,
         )
+        self._built.append(chat)
+        return chat
+
+    async def aclose(self) -> None:
+        """Close the async HTTP session of every model built here."""
+        while self._built:
+            client = self._built.pop().client
+            if client is not None:
+                await client.aio.aclose()

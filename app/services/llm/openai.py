@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
 
+from app.core.config import Settings
 from app.services.llm.base import LLMProvider, ProviderNotConfigured
 
 
 class OpenAIProvider(LLMProvider):
-    """`ChatOpenAI`, honouring `OPENAI_BASE_URL` (any OpenAI-compatible endpoint)."""
+    """`ChatOpenAI`, honouring `OPENAI_BASE_URL` (any OpenAI-compatible endpoint).
+
+    All its models share one HTTP client: the SDK's `DefaultAioHttpClient` (httpx2's API
+    over aiohttp's pool, the SDK's ``aiohttp`` extra), with the SDK's own limits
+    (1000 connections). Per request it costs a fraction of the CPU of the SDK's default
+    httpx transport; see `app.services.http_clients`.
+    """
 
     name = "openai"
+
+    def __init__(self, settings: Settings) -> None:
+        """Keep the settings; the shared HTTP client opens its pool on first use."""
+        super().__init__(settings)
+        self._http: openai.DefaultAioHttpClient | None = None
 
     def default_model(self) -> str:
         """`OPENAI_MODEL_NAME`."""
@@ -32,4 +45,16 @@ class OpenAIProvider(LLMProvider):
             base_url=self.settings.openai_base_url,
             timeout=self.settings.llm_request_timeout_seconds,
             max_retries=self.settings.llm_max_retries,
+            http_async_client=self._shared_http(),
         )
+
+    def _shared_http(self) -> openai.DefaultAioHttpClient:
+        if self._http is None:
+            self._http = openai.DefaultAioHttpClient()
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close the shared HTTP client (its aiohttp session)."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
