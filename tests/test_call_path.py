@@ -141,6 +141,48 @@ async def test_same_uniqueid_continues_conversation_other_uniqueid_does_not(
     assert final_vars(other)["AI_RESPONSE"] == "Hello stranger."
 
 
+async def test_prompt_without_tools_keeps_the_same_conversation_as_the_agent(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer, tool_api: ToolApi
+) -> None:
+    """A tool-less prompt calls the chat model directly (no agent graph); the model must
+    see what the agent would send, and the agent must pick up that history."""
+    async with run_gateway(make_settings(), fake_ari) as app:
+        await create_prompt(state_of(app).session_factory, "plain", "You are Plain, a kind receptionist.")
+        await setup_support_prompt(app, tool_api)
+        fake_llm.script("PLAIN-1", [TextReply("Hello, this is Plain.")])
+        fake_llm.script("PLAIN-2", [TextReply("You said hello.")])
+        fake_llm.script(
+            "SUPPORT-3", [ToolCallReply([("check_order", {"order_id": "5"})]), TextReply("Order 5 shipped.")]
+        )
+        chans = []
+        for args in (
+            "USER_INPUT=PLAIN-1 hello,UNIQUEID=conv-plain,AI_PROMPT_NAME=plain",
+            "USER_INPUT=PLAIN-2 what did I say,UNIQUEID=conv-plain,AI_PROMPT_NAME=plain",
+            "USER_INPUT=SUPPORT-3 order 5,UNIQUEID=conv-plain,AI_PROMPT_NAME=support",
+        ):
+            chan = await fake_ari.place_call("ai_ari_app," + args)
+            await chan.wait_left_stasis(10)
+            chans.append(chan)
+
+    assert [final_vars(c)["AI_STATUS"] for c in chans] == ["OK", "OK", "OK"]
+    assert final_vars(chans[1])["AI_RESPONSE"] == "You said hello."
+    by_text = {r.last_user_text: r for r in fake_llm.requests}
+    first, second = by_text["PLAIN-1 hello"], by_text["PLAIN-2 what did I say"]
+    assert first.tools == [] and first.system is not None
+    assert first.system.startswith("You are a voice assistant answering a live phone call.")
+    assert first.system.rstrip().endswith("You are Plain, a kind receptionist.")
+    assert [(m.role, m.content) for m in second.messages] == [
+        ("user", "PLAIN-1 hello"),
+        ("assistant", "Hello, this is Plain."),
+        ("user", "PLAIN-2 what did I say"),
+    ]
+    third = next(r for r in fake_llm.requests if r.last_user_text == "SUPPORT-3 order 5")
+    assert third.tool_names == ["check_order"]
+    assert third.system is not None and third.system.rstrip().endswith("You help callers with their orders.")
+    assert [m.role for m in third.messages] == ["user", "assistant", "user", "assistant", "user"]
+    assert fake_ari.spec_violations == []
+
+
 async def test_comma_split_user_input_prefers_intact_channel_variable(
     make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer
 ) -> None:

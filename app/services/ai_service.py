@@ -4,6 +4,12 @@ One compiled agent (`langchain.agents.create_agent`) is built per
 (prompt version, tool versions, model) and reused for every turn. Per-call facts
 reach the tools through a context variable set for the duration of a turn, never
 through model-supplied arguments.
+
+A prompt without tools is exactly one chat-model call (system prompt, history, the
+caller's words), so it skips the agent graph and calls the chat model with the same
+messages and callbacks: the graph's bookkeeping measured ~1-1.8 ms of CPU per turn on
+this project's benchmark VM (`benchmarks/README.md`), a fifth of the gateway's whole
+per-turn cost at the time.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from uuid import UUID
 
 from langchain.agents import create_agent
 from langchain_core.callbacks import AsyncCallbackHandler
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.tools import StructuredTool
 
@@ -132,6 +138,10 @@ def find_leak(text: str, prompt: PromptSpec) -> str | None:
     return None
 
 
+def _agent_name(prompt: PromptSpec) -> str:
+    return f"prompt-{prompt.name}"
+
+
 def build_system_prompt(prompt: PromptSpec) -> str:
     """The guard preamble followed by the database prompt's content."""
     return f"{GUARD_PREAMBLE}\n{prompt.content.strip()}\n"
@@ -203,7 +213,7 @@ class AiService:
             self.models.get(model),
             tools=[self._make_tool(t) for t in prompt.tools],
             system_prompt=build_system_prompt(prompt),
-            name=f"prompt-{prompt.name}",
+            name=_agent_name(prompt),
         )
         self._agents[key] = agent
         while len(self._agents) > self._max_agents:
@@ -235,20 +245,26 @@ class AiService:
             Exception: whatever the chat model's SDK raises (HTTP errors, timeouts);
                 the turn service turns it into `AI_STATUS`.
         """
-        agent = self.agent_for(prompt, model)
         scope = _TurnScope(context=context, deadline=deadline)
         timer = _LLMTimer()
-        token = _current_turn.set(scope)
-        try:
-            inputs = [*history, HumanMessage(user_input)]
-            state = await agent.ainvoke(
-                {"messages": inputs},
-                config={"callbacks": [timer], "recursion_limit": self._recursion_limit},
+        inputs = [*history, HumanMessage(user_input)]
+        if not prompt.tools:
+            reply = await self.models.get(model).ainvoke(
+                [SystemMessage(build_system_prompt(prompt)), *inputs], config={"callbacks": [timer]}
             )
-        finally:
-            _current_turn.reset(token)
-        messages: list[BaseMessage] = state["messages"]
-        new_messages = messages[len(history) :]
+            reply.name = _agent_name(prompt)  # as the agent's model node names its replies
+            new_messages: list[BaseMessage] = [inputs[-1], reply]
+        else:
+            agent = self.agent_for(prompt, model)
+            token = _current_turn.set(scope)
+            try:
+                state = await agent.ainvoke(
+                    {"messages": inputs},
+                    config={"callbacks": [timer], "recursion_limit": self._recursion_limit},
+                )
+            finally:
+                _current_turn.reset(token)
+            new_messages = state["messages"][len(history) :]
         text = _final_text(new_messages)
         leak = find_leak(text, prompt)
         if leak is not None:
