@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -163,71 +163,117 @@ class CallLogWriter:
                     return
             await asyncio.sleep(min(self._max_backoff, 0.1 * 2 ** min(failures, 8)))
 
-    async def _write(self, batch: list[CallLogEntry]) -> None:
-        """Write a batch in one transaction: one bulk UPDATE of calls, one bulk INSERT of turns.
+    async def _find_calls(
+        self, session: AsyncSession, entries: list[CallLogEntry]
+    ) -> dict[tuple[str, str], int]:
+        """Ids of existing calls for `entries` (one SELECT; the newest call per key)."""
+        by_channel: dict[str, list[str]] = {}
+        by_uniqueid: dict[str, list[str]] = {}
+        for entry in entries:
+            if entry.channel_id:
+                by_channel.setdefault(entry.source, []).append(entry.channel_id)
+            else:
+                by_uniqueid.setdefault(entry.source, []).append(entry.uniqueid)
+        conditions = [
+            and_(Call.source == src, Call.channel_id.in_(ids)) for src, ids in by_channel.items()
+        ] + [and_(Call.source == src, Call.uniqueid.in_(ids)) for src, ids in by_uniqueid.items()]
+        wanted = {_call_key(e) for e in entries}
+        found: dict[tuple[str, str], int] = {}
+        rows = await session.execute(
+            select(Call.id, Call.source, Call.channel_id, Call.uniqueid)
+            .where(or_(*conditions))
+            .order_by(Call.id)
+        )
+        for call_id, source, channel_id, uniqueid in rows:
+            for key in ((source, channel_id), (source, uniqueid)):
+                if key in wanted:
+                    found[key] = call_id  # ascending ids: the newest call wins
+        return found
 
-        Each entry's call is found (ids cached) or created first. Turns are inserted by
+    async def _write(self, batch: list[CallLogEntry]) -> None:
+        """Write a batch in one transaction, with a fixed number of statements.
+
+        At most: one SELECT for the calls not in the id cache, one bulk INSERT of the
+        calls that do not exist yet (with their final status), one bulk UPDATE of the
+        calls that did, and one bulk INSERT of the turns. Turns are inserted by
         `call_id`, so a call's earlier turns are never loaded.
         """
-        found: dict[tuple[str, str], int] = {}
-        call_updates: dict[int, dict[str, Any]] = {}
-        degraded_calls: set[int] = set()
-        turn_rows: list[dict[str, Any]] = []
+        last: dict[tuple[str, str], CallLogEntry] = {}
+        first: dict[tuple[str, str], CallLogEntry] = {}
+        for entry in batch:
+            key = _call_key(entry)
+            first.setdefault(key, entry)
+            last[key] = entry  # entries are in turn order: the latest one wins
         async with self._sessions() as session, session.begin():
-            for entry in batch:
-                key = (entry.source, entry.channel_id or entry.uniqueid)
-                call_id = found.get(key) or self._call_ids.get(key)
-                if call_id is None:
-                    stmt = select(Call.id).where(Call.source == entry.source)
-                    if entry.channel_id:
-                        stmt = stmt.where(Call.channel_id == entry.channel_id)
-                    else:
-                        stmt = stmt.where(Call.uniqueid == entry.uniqueid)
-                    call_id = await session.scalar(stmt.order_by(Call.id.desc()).limit(1))
-                if call_id is None:
-                    call = Call(
-                        source=entry.source,
-                        channel_id=entry.channel_id,
-                        uniqueid=entry.uniqueid,
-                        caller_id_number=entry.caller_id_number,
-                        caller_id_name=entry.caller_id_name,
-                        started_at=entry.started_at,
-                    )
-                    session.add(call)
-                    await session.flush()
-                    call_id = call.id
-                found[key] = call_id
-                outcome = entry.outcome
-                # The latest entry of a call wins (entries are in turn order).
-                call_updates[call_id] = {
-                    "id": call_id,
-                    "prompt_name": outcome.prompt_name,
-                    "model": outcome.model,
-                    "status": outcome.status.value,
-                    "ended_at": entry.ended_at,
-                }
-                if outcome.degraded:
-                    degraded_calls.add(call_id)
-                turn_rows.append(
-                    {
-                        "call_id": call_id,
-                        "user_input": entry.user_input,
-                        "response": outcome.response,
-                        "status": outcome.status.value,
-                        "error": outcome.error,
-                        "model": outcome.model,
-                        "tool_calls": outcome.tool_calls,
-                        "latency_ms": round(outcome.latency_ms),
-                        "llm_latency_ms": round(outcome.llm_latency_ms),
-                        "token_usage": outcome.token_usage,
-                        "degraded": outcome.degraded,
-                        "created_at": entry.ended_at,
-                    }
+            found = {key: self._call_ids[key] for key in first if key in self._call_ids}
+            missing = [key for key in first if key not in found]
+            if missing:
+                found.update(await self._find_calls(session, [first[k] for k in missing]))
+            new_keys = [key for key in first if key not in found]
+            if new_keys:
+                # One multi-row INSERT … RETURNING; rows come back in no set order, so
+                # they are matched to their keys by what they hold.
+                created_rows = await session.execute(
+                    insert(Call).returning(Call.id, Call.source, Call.channel_id, Call.uniqueid),
+                    [_call_row(first[k], last[k]) for k in new_keys],
                 )
-            await session.execute(update(Call), list(call_updates.values()))
-            if degraded_calls:
-                await session.execute(update(Call).where(Call.id.in_(degraded_calls)).values(degraded=True))
-            await session.execute(insert(Turn), turn_rows)
+                for call_id, source, channel_id, uniqueid in created_rows:
+                    found[(source, channel_id or uniqueid)] = call_id
+            created = set(new_keys)
+            updates = [
+                {"id": found[key], **_call_status(entry)} for key, entry in last.items() if key not in created
+            ]
+            if updates:
+                await session.execute(update(Call), updates)
+            degraded = [found[_call_key(e)] for e in batch if e.outcome.degraded]
+            if degraded:
+                await session.execute(update(Call).where(Call.id.in_(degraded)).values(degraded=True))
+            await session.execute(insert(Turn), [_turn_row(found[_call_key(e)], e) for e in batch])
         self._call_ids.update(found)
         while len(self._call_ids) > CALL_ID_CACHE_SIZE:
             self._call_ids.popitem(last=False)
+
+
+def _call_key(entry: CallLogEntry) -> tuple[str, str]:
+    return (entry.source, entry.channel_id or entry.uniqueid)
+
+
+def _call_status(entry: CallLogEntry) -> dict[str, Any]:
+    outcome = entry.outcome
+    return {
+        "prompt_name": outcome.prompt_name,
+        "model": outcome.model,
+        "status": outcome.status.value,
+        "ended_at": entry.ended_at,
+    }
+
+
+def _call_row(first: CallLogEntry, last: CallLogEntry) -> dict[str, Any]:
+    return {
+        "source": first.source,
+        "channel_id": first.channel_id,
+        "uniqueid": first.uniqueid,
+        "caller_id_number": first.caller_id_number,
+        "caller_id_name": first.caller_id_name,
+        "started_at": first.started_at,
+        "degraded": False,
+        **_call_status(last),
+    }
+
+
+def _turn_row(call_id: int, entry: CallLogEntry) -> dict[str, Any]:
+    outcome = entry.outcome
+    return {
+        "call_id": call_id,
+        "user_input": entry.user_input,
+        "response": outcome.response,
+        "status": outcome.status.value,
+        "error": outcome.error,
+        "model": outcome.model,
+        "tool_calls": outcome.tool_calls,
+        "latency_ms": round(outcome.latency_ms),
+        "llm_latency_ms": round(outcome.llm_latency_ms),
+        "token_usage": outcome.token_usage,
+        "degraded": outcome.degraded,
+        "created_at": entry.ended_at,
+    }
