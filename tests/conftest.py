@@ -20,8 +20,10 @@ import asyncpg
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
+from app.core.database import create_engine, run_migrations
 from app.core.state import GatewayState
 from app.main import create_app
 from app.testing.fake_ari import FakeAriServer
@@ -46,6 +48,15 @@ def pytest_configure(config: pytest.Config) -> None:
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
+
+
+@pytest.fixture
+async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An async engine on the test's clean database, migrated to the latest revision."""
+    engine = create_engine(Settings(database_url=database_url).async_database_url)
+    await run_migrations(engine)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -3,29 +3,18 @@ what lands in `calls`/`turns`, and how many statements a batch costs."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.core.config import Settings
-from app.core.database import create_engine, create_session_factory, run_migrations
+from app.core.database import create_session_factory
 from app.models import Call, Turn
 from app.services.call_log import CallLogEntry, CallLogWriter
 from app.services.domain import TurnOutcome, TurnStatus
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(Settings(database_url=database_url).async_database_url)
-    await run_migrations(engine)
-    yield engine
-    await engine.dispose()
 
 
 def entry(
@@ -66,8 +55,8 @@ async def calls_and_turns(sessions: async_sessionmaker[AsyncSession]) -> list[Ca
         return list((await session.scalars(select(Call).order_by(Call.id))).all())
 
 
-async def test_one_batch_files_turns_under_their_calls(engine: AsyncEngine) -> None:
-    sessions = create_session_factory(engine)
+async def test_one_batch_files_turns_under_their_calls(db_engine: AsyncEngine) -> None:
+    sessions = create_session_factory(db_engine)
     await write(
         sessions,
         [
@@ -98,8 +87,8 @@ async def test_one_batch_files_turns_under_their_calls(engine: AsyncEngine) -> N
     assert [t.user_input for t in c.turns] == ["question 4"]
 
 
-async def test_a_new_writer_finds_calls_written_before_a_restart(engine: AsyncEngine) -> None:
-    sessions = create_session_factory(engine)
+async def test_a_new_writer_finds_calls_written_before_a_restart(db_engine: AsyncEngine) -> None:
+    sessions = create_session_factory(db_engine)
     await write(sessions, [entry("1700.1", "conv-a", 1), entry(None, "chat-c", 2, source="chat")])
     # A fresh writer (empty id cache), as after a gateway restart.
     await write(sessions, [entry("1700.1", "conv-a", 3), entry(None, "chat-c", 4, source="chat")])
@@ -113,16 +102,16 @@ async def test_a_new_writer_finds_calls_written_before_a_restart(engine: AsyncEn
         assert len((await session.scalars(select(Turn))).all()) == 4
 
 
-async def test_a_batch_costs_a_fixed_number_of_statements(engine: AsyncEngine) -> None:
+async def test_a_batch_costs_a_fixed_number_of_statements(db_engine: AsyncEngine) -> None:
     """50 turns of 50 new calls: one lookup, one INSERT of calls, one INSERT of turns; a
     second batch for the same calls (ids cached): one UPDATE of calls and one INSERT."""
-    sessions = create_session_factory(engine)
+    sessions = create_session_factory(db_engine)
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement.split(None, 1)[0].upper())
 
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    event.listen(db_engine.sync_engine, "before_cursor_execute", count)
     writer = CallLogWriter(sessions)
     try:
         for i in range(50):  # queued before the worker starts: one batch
@@ -139,7 +128,7 @@ async def test_a_batch_costs_a_fixed_number_of_statements(engine: AsyncEngine) -
         second = [s for s in statements if s in ("SELECT", "INSERT", "UPDATE")]
         await writer.stop()
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
+        event.remove(db_engine.sync_engine, "before_cursor_execute", count)
     assert first == ["SELECT", "INSERT", "INSERT"]
     assert second == ["UPDATE", "INSERT"]
     calls = await calls_and_turns(sessions)

@@ -129,3 +129,35 @@ async def test_acquire_and_load_takes_the_lock_and_reads_history_together(
     assert again is not None
     await mem.release_lock(again)
     assert await redis.exists(f"{redis_prefix}lock:c6") == 0
+
+
+async def test_saving_a_turn_releases_its_lock_in_the_same_step(redis: Redis, redis_prefix: str) -> None:
+    mem = ConversationMemory(redis, prefix=redis_prefix, ttl_seconds=60, max_turns=5)
+    lock, _ = await mem.acquire_and_load("c7", wait_seconds=1, hold_seconds=10)
+    assert lock is not None
+    await mem.append_turn("c7", a_turn(1), unlock=lock)
+    assert await mem.load("c7") == a_turn(1)
+    assert await redis.exists(f"{redis_prefix}lock:c7") == 0
+    nxt, history = await mem.acquire_and_load("c7", wait_seconds=0.2, hold_seconds=10)
+    assert nxt is not None and history == a_turn(1)
+    # The script survives a flushed script cache (as after a Redis restart).
+    await redis.script_flush()
+    await mem.append_turn("c7", a_turn(2), unlock=nxt)
+    assert await mem.load("c7") == a_turn(1) + a_turn(2)
+    assert await redis.exists(f"{redis_prefix}lock:c7") == 0
+
+
+async def test_saving_never_releases_a_lock_another_turn_took_over(
+    redis: Redis, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    mem = ConversationMemory(redis, prefix=redis_prefix)
+    slow = await mem.acquire_lock("c8", wait_seconds=1, hold_seconds=0.2)
+    assert slow is not None
+    await asyncio.sleep(0.3)  # the slow turn's lock expired...
+    other = await mem.acquire_lock("c8", wait_seconds=1, hold_seconds=10)  # ...and was taken
+    assert other is not None
+    await mem.append_turn("c8", a_turn(1), unlock=slow)
+    assert await mem.load("c8") == a_turn(1)  # the turn is still saved
+    assert await redis.get(f"{redis_prefix}lock:c8") == other.local.token  # other keeps its lock
+    assert "could not release conversation lock" in caplog.text
+    await mem.release_lock(other)

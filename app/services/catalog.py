@@ -1,13 +1,17 @@
 """Prompts and tools for the call path, read from the database through a short TTL cache.
 
 The call path never waits on the database when it can avoid it: a prompt is
-served from memory for `PROMPT_CACHE_TTL_SECONDS`, admin writes call
-`invalidate()`, and when the database is down a stale copy is served (and logged).
+served from memory for `PROMPT_CACHE_TTL_SECONDS`; after that the cached copy is still
+served while one background read refreshes it (so another process's admin change shows
+up within the TTL plus one turn); admin writes in this process call `invalidate()`;
+when the database is down a stale copy is served (and logged). Turns that find nothing
+cached at the same moment share one database read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
@@ -102,10 +106,15 @@ class Catalog:
         self.secret_box = secret_box
         self._ttl = ttl_seconds
         self._cache: dict[str | None, tuple[float, PromptSpec]] = {}
+        self._reads: dict[str | None, asyncio.Task[PromptSpec]] = {}
 
     def invalidate(self) -> None:
-        """Drop every cached prompt (call after any prompt or tool write)."""
+        """Drop every cached prompt (call after any prompt or tool write).
+
+        Reads already running are forgotten too: their results are not cached.
+        """
         self._cache.clear()
+        self._reads.clear()
 
     async def get_prompt(self, name: str | None) -> PromptSpec:
         """The prompt called `name`, or the default prompt when `name` is None/empty.
@@ -116,19 +125,40 @@ class Catalog:
         """
         key = name or None
         cached = self._cache.get(key)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
+        if cached is not None:
+            if cached[0] <= time.monotonic() and key not in self._reads:
+                self._read(key)  # refresh in the background; this turn gets the cached copy
             return cached[1]
+        task = self._reads.get(key) or self._read(key)
         try:
-            async with asyncio.timeout(self._db_timeout):
-                spec = await self._load(key)
+            return await asyncio.shield(task)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            if cached is not None:
-                logger.warning("database unavailable (%s); serving cached prompt %s", type(exc).__name__, key)
-                return cached[1]
             raise CatalogUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-        self._cache[key] = (now + self._ttl, spec)
+
+    def _read(self, key: str | None) -> asyncio.Task[PromptSpec]:
+        """Start the one database read for `key`; it caches what it finds."""
+        task = asyncio.create_task(self._read_and_cache(key), name=f"catalog-read-{key}")
+        self._reads[key] = task
+        task.add_done_callback(functools.partial(self._read_done, key))
+        return task
+
+    async def _read_and_cache(self, key: str | None) -> PromptSpec:
+        async with asyncio.timeout(self._db_timeout):
+            spec = await self._load(key)
+        if self._reads.get(key) is asyncio.current_task():  # not invalidated meanwhile
+            self._cache[key] = (time.monotonic() + self._ttl, spec)
         return spec
+
+    def _read_done(self, key: str | None, task: asyncio.Task[PromptSpec]) -> None:
+        if self._reads.get(key) is task:
+            del self._reads[key]
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, PromptNotFound):
+            self._cache.pop(key, None)  # deleted or renamed: the next turn says so
+        elif exc is not None and key in self._cache:
+            logger.warning("database unavailable (%s); serving cached prompt %s", type(exc).__name__, key)
 
     async def _load(self, name: str | None) -> PromptSpec:
         async with self._sessions() as session:

@@ -83,6 +83,24 @@ def deserialize_turn(data: bytes | str) -> list[BaseMessage]:
         raise ValueError(f"corrupt conversation entry: {exc}") from exc
 
 
+#: Append one turn, trim, refresh the TTL and release the conversation lock if this
+#: turn still holds it, atomically and in one round trip (EVALSHA). The unlock is
+#: redis-py `Lock`'s own release check (token compare, then DEL).
+#: KEYS: history, lock. ARGV: entry, max_turns, ttl_seconds, lock token ('' = no lock).
+#: Returns 1 when the lock was released (or none was given), 0 when it was not held.
+_SAVE_AND_UNLOCK = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+if ARGV[4] == '' then return 1 end
+if redis.call('GET', KEYS[2]) == ARGV[4] then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"""
+
+
 class ConversationMemory:
     """History of each conversation, as LangChain messages, in Redis."""
 
@@ -94,6 +112,7 @@ class ConversationMemory:
         self._prefix = prefix
         self._ttl = ttl_seconds
         self._max_turns = max_turns
+        self._save_and_unlock = redis.register_script(_SAVE_AND_UNLOCK)
 
     def key(self, uniqueid: str) -> str:
         """Redis key of the conversation `uniqueid`."""
@@ -123,25 +142,35 @@ class ConversationMemory:
                 logger.warning("uniqueid=%s skipping a corrupt history entry", uniqueid)
         return messages
 
-    async def append_turn(self, uniqueid: str, messages: list[BaseMessage]) -> None:
+    async def append_turn(
+        self, uniqueid: str, messages: list[BaseMessage], *, unlock: Lock | None = None
+    ) -> None:
         """Append one turn, trim to the newest `max_turns` turns and refresh the TTL.
 
-        Runs as one MULTI/EXEC transaction.
+        One Lua script (atomic, one round trip; the script is loaded once per Redis
+        server, again after a restart). With `unlock`, the same script releases that
+        conversation lock if this turn still holds it (a lock that expired meanwhile
+        is logged, as `release_lock` does). Without messages only the lock is released.
 
         Raises:
-            MemoryUnavailable: Redis failed.
+            MemoryUnavailable: Redis failed (the lock, if any, is left to expire).
         """
         if not messages:
+            await self.release_lock(unlock)
             return
-        key = self.key(uniqueid)
+        token = unlock.local.token if unlock is not None else None
+        lock_name = str(unlock.name) if unlock is not None else ""
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.rpush(key, serialize_turn(messages))
-                pipe.ltrim(key, -self._max_turns, -1)
-                pipe.expire(key, self._ttl)
-                await pipe.execute()
+            released = await self._save_and_unlock(
+                keys=[self.key(uniqueid), lock_name or self.key(uniqueid)],
+                args=[serialize_turn(messages), self._max_turns, self._ttl, token or b""],
+            )
         except (RedisError, OSError) as exc:
             raise MemoryUnavailable(f"save failed: {type(exc).__name__}") from exc
+        if unlock is not None:
+            unlock.local.token = None
+            if not released:
+                logger.warning("could not release conversation lock %s", lock_name)
 
     async def clear(self, uniqueid: str) -> None:
         """Forget a conversation.

@@ -219,10 +219,9 @@ class TurnService:
 
     async def _save_turn(self, uid: str, result: AgentResult, lock: Lock | None) -> None:
         try:
-            await self._memory.append_turn(uid, result.new_messages)
+            await self._memory.append_turn(uid, result.new_messages, unlock=lock)
         except MemoryUnavailable as exc:
             logger.warning("uniqueid=%s memory unavailable (%s): turn not saved", uid, exc)
-        finally:
             await self._memory.release_lock(lock)
 
     async def aclose(self, timeout_seconds: float = 5.0) -> None:
