@@ -34,6 +34,7 @@ def main() -> None:
             return
         session = profiler.stop()
         out.with_suffix(".txt").write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+        session.save(str(out.with_suffix(".pyisession")))  # for `pyinstrument --load …`
         root = session.root_frame()
         summary = summarise(root) if root is not None else {}
         out.with_suffix(".json").write_text(json.dumps(summary, indent=1))

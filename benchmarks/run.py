@@ -360,6 +360,10 @@ async def collect_profile(prefix: Path, level: Level, row: dict[str, Any]) -> di
         await asyncio.sleep(0.1)
     summary = json.loads(prefix.with_suffix(".json").read_text())
     tree = prefix.with_suffix(".txt").read_text()
+    # The whole session, to explore: pyinstrument --load benchmarks/results/profile-<scenario>.pyisession
+    session_file = prefix.with_suffix(".pyisession")
+    if session_file.exists():
+        shutil.copy(session_file, RESULTS_DIR / f"profile-{level.scenario}.pyisession")
     return {"level": level.__dict__, "row": row, "summary": summary, "tree": tree}
 
 

@@ -58,6 +58,9 @@ class CallLogWriter:
         attempts: tries for a batch the database rejects (not for an unreachable
             database, which is retried until it answers).
         max_backoff_seconds: longest wait between tries, in s.
+        linger_seconds: how long the worker lets a batch fill once an entry arrives,
+            in s (bigger batches cost the database, and this process, less per turn;
+            `flush()` and `stop()` still wait for everything queued).
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class CallLogWriter:
         batch_size: int = 100,
         attempts: int = 6,
         max_backoff_seconds: float = 5.0,
+        linger_seconds: float = 0.05,
     ) -> None:
         """Create the queue; call `start()` to run the worker."""
         self._sessions = session_factory
@@ -77,6 +81,7 @@ class CallLogWriter:
         self._batch = batch_size
         self._attempts = attempts
         self._max_backoff = max_backoff_seconds
+        self._linger = linger_seconds
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         self.written = 0
@@ -126,9 +131,11 @@ class CallLogWriter:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < self._batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
             try:
+                if self._linger > 0 and self._queue.qsize() < self._batch - 1:
+                    await asyncio.sleep(self._linger)
+                while len(batch) < self._batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
                 await self._write_with_retries(batch)
             except asyncio.CancelledError:
                 self._drop(len(batch), "writer stopped")
