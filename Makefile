@@ -25,7 +25,7 @@ lint: install
 	.venv/bin/ruff format --check app tests scripts benchmarks
 	.venv/bin/mypy
 
-bench: install          ## the full benchmark (~12 min on 2 cores): table, benchmarks/results/latest.json, profile
+bench: install          ## the full benchmark (~8 min on 2 cores): table, benchmarks/results/latest.json, profile
 	$(PY) -m benchmarks.run --profile
 
 bench-smoke: install    ## a few seconds, to keep the harness working (CI runs it inside the test suite)

@@ -642,7 +642,9 @@ async def amain(args: argparse.Namespace, argv: list[str]) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, default=str))
     print(f"wrote {args.out} ({report['meta']['duration_s']} s)")
-    bad = [r for r in rows if r["errors"] or r["completed"] != r["turns"]]
+    # Only the gateway's failures fail the run; the baseline's are reported (its plain httpx
+    # pool can give ReadError when saturated at C >= 200).
+    bad = [r for r in rows if r["target"] == "gateway" and (r["errors"] or r["completed"] != r["turns"])]
     return 1 if bad else 0
 
 

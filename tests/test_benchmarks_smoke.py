@@ -50,3 +50,18 @@ def test_benchmark_smoke_mode_runs_gateway_and_baseline(tmp_path: Path) -> None:
         assert row["ari_spec_violations"] == 0, row
     assert report["ratios"], "gateway/baseline ratios missing"
     assert "| gateway |" in report["table_markdown"]
+
+
+def test_http_transport_benchmark_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.http_transport", "--requests", "100"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    rows = [line for line in proc.stdout.splitlines() if "CPU ms/request" in line]
+    assert len(rows) == 6  # three client stacks, at 1 and 50 requests in flight
+    assert all(float(row.split(":")[1].split()[0]) > 0 for row in rows)
