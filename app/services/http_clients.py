@@ -5,8 +5,8 @@ OpenAI SDK) comes from here. They keep httpx's interface (requests, responses, e
 timeouts, streaming), but send through aiohttp's transport (`httpx-aiohttp`, the same
 transport the OpenAI SDK ships as `DefaultAioHttpClient`). Why: httpx's own transport
 (httpcore) scans its whole pool on every request; measured on this project's 2-core VM
-with 50 requests in flight, it costs ~2.2 ms of CPU per small request, against ~0.3 ms
-through aiohttp (`benchmarks/README.md`, "Where the time goes"). A phone turn makes 3-5
+with 50 requests in flight, it costs ~2.3 ms of CPU per small request, against ~0.45 ms
+through this transport (`python -m benchmarks.http_transport`). A phone turn makes 3-5
 such requests.
 
 The library's transport hands aiohttp the URL as text, and aiohttp re-quotes it: it
