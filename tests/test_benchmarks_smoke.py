@@ -25,17 +25,23 @@ ROW_KEYS = {
 }
 
 
-def test_benchmark_smoke_mode_runs_gateway_and_baseline(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+def run_module(module: str, *args: str, timeout: float) -> str:
+    """Run `python -m module args…` from the repository; its stdout. Fails on a non-zero exit."""
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(out)],
+        [sys.executable, "-m", module, *args],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def test_benchmark_smoke_mode_runs_gateway_and_baseline(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run_module("benchmarks.run", "--smoke", "--out", str(out), timeout=300)
     report = json.loads(out.read_text())
     assert {"meta", "results", "ratios", "targets", "table_markdown"} <= report.keys()
     rows = report["results"]
@@ -53,15 +59,7 @@ def test_benchmark_smoke_mode_runs_gateway_and_baseline(tmp_path: Path) -> None:
 
 
 def test_http_transport_benchmark_runs() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.http_transport", "--requests", "100"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    rows = [line for line in proc.stdout.splitlines() if "CPU ms/request" in line]
+    stdout = run_module("benchmarks.http_transport", "--requests", "100", timeout=120)
+    rows = [line for line in stdout.splitlines() if "CPU ms/request" in line]
     assert len(rows) == 6  # three client stacks, at 1 and 50 requests in flight
     assert all(float(row.split(":")[1].split()[0]) > 0 for row in rows)
