@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
@@ -72,6 +73,10 @@ class LLMProvider(ABC):
             ProviderNotConfigured: no API key.
         """
 
-    async def aclose(self) -> None:
-        """Release what the provider's models share (HTTP pools); default: nothing."""
+    async def aclose(self, models: Sequence[BaseChatModel]) -> None:
+        """Release the resources behind `models` and what they share; default: nothing.
+
+        Args:
+            models: the chat models `create` built (the factory's cache for this provider).
+        """
         return None

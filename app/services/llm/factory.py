@@ -53,10 +53,10 @@ class ModelFactory:
         return model
 
     async def aclose(self) -> None:
-        """Close every provider's shared resources; the cached models go with them."""
-        self._models.clear()
-        for provider in self.providers.values():
-            await provider.aclose()
+        """Close every provider's resources, given the models built from it; the cache empties."""
+        models, self._models = self._models, {}
+        for name, provider in self.providers.items():
+            await provider.aclose([m for spec, m in models.items() if spec.provider == name])
 
     def configured(self) -> dict[str, bool]:
         """Provider name -> whether its API key is set (never the key)."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from langchain_core.language_models import BaseChatModel
 from langchain_google_genai import ChatGoogleGenerativeAI
 
-from app.core.config import Settings
 from app.services.llm.base import LLMProvider, ProviderNotConfigured
 
 
@@ -17,11 +18,6 @@ class GeminiProvider(LLMProvider):
     """
 
     name = "gemini"
-
-    def __init__(self, settings: Settings) -> None:
-        """Keep the settings; remember the models built, to close their sessions."""
-        super().__init__(settings)
-        self._built: list[ChatGoogleGenerativeAI] = []
 
     def default_model(self) -> str:
         """`GEMINI_MODEL_NAME`."""
@@ -36,19 +32,17 @@ class GeminiProvider(LLMProvider):
         key = self.settings.gemini_api_key
         if key is None:
             raise ProviderNotConfigured("GEMINI_API_KEY is not set")
-        chat = ChatGoogleGenerativeAI(
+        return ChatGoogleGenerativeAI(
             model=model,
             google_api_key=key,
             base_url=self.settings.gemini_base_url,
             timeout=self.settings.llm_request_timeout_seconds,
             max_retries=self.settings.llm_max_retries,
         )
-        self._built.append(chat)
-        return chat
 
-    async def aclose(self) -> None:
-        """Close the async HTTP session of every model built here."""
-        while self._built:
-            client = self._built.pop().client
+    async def aclose(self, models: Sequence[BaseChatModel]) -> None:
+        """Close the async HTTP session of each of `models`."""
+        for model in models:
+            client = getattr(model, "client", None)
             if client is not None:
                 await client.aio.aclose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
@@ -53,8 +55,8 @@ class OpenAIProvider(LLMProvider):
             self._http = openai.DefaultAioHttpClient()
         return self._http
 
-    async def aclose(self) -> None:
-        """Close the shared HTTP client (its aiohttp session)."""
+    async def aclose(self, models: Sequence[BaseChatModel]) -> None:
+        """Close the HTTP client all of `models` share (its aiohttp session)."""
         if self._http is not None:
             await self._http.aclose()
             self._http = None
