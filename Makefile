@@ -24,6 +24,7 @@ lint: install
 	.venv/bin/ruff check app tests scripts benchmarks
 	.venv/bin/ruff format --check app tests scripts benchmarks
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 bench: install          ## the full benchmark (~8 min on 2 cores): table, benchmarks/results/latest.json, profile
 	$(PY) -m benchmarks.run --profile
@@ -31,5 +32,5 @@ bench: install          ## the full benchmark (~8 min on 2 cores): table, benchm
 bench-smoke: install    ## a few seconds, to keep the harness working (CI runs it inside the test suite)
 	$(PY) -m benchmarks.run --smoke
 
-ari-ops:                ## regenerate app/testing/ari_operations.json from ../shared/ari-api-docs
-	$(PY) scripts/gen_ari_operations.py
+ari-ops:                ## regenerate app/vendor/ari/operations.json from ../shared/ari-api-docs
+	$(PY) -m app.vendor.ari.generate

@@ -16,26 +16,28 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.api.ari_handler import CallHandler
 from app.api.errors import install_error_handlers
 from app.api.middleware import install_middleware
 from app.api.router import include_routers
 from app.core.config import Settings, get_settings
 from app.core.database import create_engine, create_session_factory, run_migrations
+from app.core.http import create_http_client
 from app.core.logging import configure_logging
 from app.core.metrics import Metrics
+from app.core.redis import create_redis
 from app.core.security import SecretBox
-from app.core.state import GatewayState
-from app.services.ai_service import AiService
-from app.services.ari_client import AriClient, AriEventStream, create_ari_http_client
-from app.services.call_log import CallLogWriter
-from app.services.catalog import Catalog
-from app.services.http_clients import create_http_client
-from app.services.llm import ModelFactory
-from app.services.login_limiter import LoginLimiter
-from app.services.redis_service import ChannelClaims, ConversationMemory, create_redis
-from app.services.tool_executor import ToolExecutor
-from app.services.turn_service import TurnService
+from app.services.admin.login_limiter import LoginLimiter
+from app.services.agent.call_log import CallLogWriter
+from app.services.agent.catalog import Catalog
+from app.services.agent.memory import ConversationMemory
+from app.services.agent.runner import AiService
+from app.services.agent.tools import ToolExecutor
+from app.services.agent.turns import TurnService
+from app.services.gateway import GatewayState
+from app.services.providers.llm import ModelFactory
+from app.services.telephony.ari_client import AriClient, AriEventStream, create_ari_http_client
+from app.services.telephony.call_handler import CallHandler
+from app.services.telephony.claims import ChannelClaims
 
 logger = logging.getLogger("app")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -212,3 +214,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Swagger UI and ReDoc assets, shipped by the fastapi-offline package (no CDN, nothing vendored).
     app.mount("/docs-assets", StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-assets")
     return app
+
+
+#: The ASGI application for `uvicorn app.main:app` (settings are read here; nothing connects
+#: until the lifespan runs). `uvicorn --factory app.main:create_app` builds a fresh one instead.
+app = create_app()

@@ -1,6 +1,6 @@
 """CPU per HTTP request for the client stacks the gateway could use, against one local server.
 
-Why the gateway sends through `app.services.http_clients` (httpx's API on aiohttp's
+Why the gateway sends through `app.core.http` (httpx's API on aiohttp's
 transport): a phone turn makes 3-5 small requests (ARI `setChannelVars` and `continue`,
 the LLM, a tool), and httpx's own transport costs several times more CPU per request once
 many are in flight. Prints CPU ms per request (this process only; the server runs in
@@ -24,7 +24,7 @@ import httpx
 import uvloop
 from aiohttp import web
 
-from app.services.http_clients import create_http_client
+from app.core.http import create_http_client
 
 
 def _serve(port: int) -> None:

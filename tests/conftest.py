@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
 from app.core.database import create_engine, run_migrations
-from app.core.state import GatewayState
 from app.main import create_app
+from app.services.gateway import GatewayState
 from app.testing.fake_ari import FakeAriServer
 from app.testing.fake_llm import FakeLLMServer
 from tests.utils import ToolApi

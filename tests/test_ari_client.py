@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.core.metrics import Metrics
-from app.services.ari_client import (
+from app.services.telephony.ari_client import (
     AriClient,
     AriConflict,
     AriEventStream,
@@ -18,7 +18,7 @@ from app.services.ari_client import (
     AriUnavailable,
     create_ari_http_client,
 )
-from app.services.ari_events import AriEvent, StasisStart
+from app.services.telephony.events import AriEvent, StasisStart
 from app.testing.fake_ari import FakeAriServer
 
 _opened: list[httpx.AsyncClient] = []

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.database import create_session_factory
 from app.models import Call, Turn
-from app.services.call_log import CallLogEntry, CallLogWriter
+from app.services.agent.call_log import CallLogEntry, CallLogWriter
 from app.services.domain import TurnOutcome, TurnStatus
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.core.database import create_session_factory
 from app.core.security import SecretBox
 from app.models import Prompt
-from app.services.catalog import Catalog, PromptNotFound
+from app.services.agent.catalog import Catalog, PromptNotFound
 from tests.utils import create_prompt
 
 

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from app.models import Turn
-from app.services.redis_service import ConversationMemory
+from app.services.agent.memory import ConversationMemory
 from app.testing.fake_ari import FakeAriServer, FakeChannel
 from app.testing.fake_llm import ErrorReply, FakeLLMServer, HangReply, LLMRequest, Reply, TextReply
 from tests.conftest import run_gateway, state_of

@@ -322,14 +322,14 @@ def test_generated_operations_are_committed(tmp_path: Path) -> None:
     subprocess.run(
         [
             sys.executable,
-            str(REPO / "scripts" / "gen_ari_operations.py"),
+            str(REPO / "app" / "vendor" / "ari" / "generate.py"),
             SPEC_DIR,
             out,
         ],
         check=True,
         capture_output=True,
     )
-    committed = REPO / "app" / "testing" / "ari_operations.json"
+    committed = REPO / "app" / "vendor" / "ari" / "operations.json"
     assert out.read_text(encoding="utf-8") == committed.read_text(encoding="utf-8")
 
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from redis.asyncio import Redis
 
-from app.services.redis_service import ConversationMemory, create_redis, deserialize_turn, serialize_turn
+from app.core.redis import create_redis
+from app.services.agent.memory import ConversationMemory, deserialize_turn, serialize_turn
 from tests.conftest import REDIS_URL
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.core.config import Settings
-from app.services.llm import ModelFactory
+from app.services.providers.llm import ModelFactory
 from app.testing.fake_llm import FakeLLMServer
 
 

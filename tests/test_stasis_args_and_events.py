@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.services.ari_events import (
+from app.core.text import clean_text
+from app.services.telephony.events import (
     ChannelHangupRequest,
     ChannelVarset,
     EventParseError,
@@ -18,7 +19,7 @@ from app.services.ari_events import (
     StasisStart,
     parse_event,
 )
-from app.services.stasis_args import clean_text, parse_stasis_args
+from app.services.telephony.stasis_args import parse_stasis_args
 from app.testing.fake_ari import split_stasis_app_data
 
 SAMPLES = Path(__file__).parent / "fixtures" / "ari_samples"

@@ -14,9 +14,9 @@ from starlette.applications import Starlette
 from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
+from app.core.http import create_http_client
+from app.services.agent.tools import ToolBlocked, ToolExecutor, render_body, render_url
 from app.services.domain import CallContext, ToolSpec
-from app.services.http_clients import create_http_client
-from app.services.tool_executor import ToolBlocked, ToolExecutor, render_body, render_url
 from tests.utils import ORDER_TOOL_SCHEMA, LoopbackServer, ToolApi
 
 CTX = CallContext(

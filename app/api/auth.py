@@ -19,7 +19,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from app.api.deps import GatewayDep
 from app.api.errors import AdminUnavailable
 from app.core.security import constant_time_equals
-from app.core.state import GatewayState
+from app.services.gateway import GatewayState
 
 REALM = "Asterisk AI Gateway"
 CSRF_MAX_AGE_SECONDS = 12 * 3600

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.state import GatewayState
+from app.services.gateway import GatewayState
 
 
 def get_gateway(request: Request) -> GatewayState:

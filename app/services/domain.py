@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 
 class TurnStatus(enum.StrEnum):
@@ -169,3 +170,26 @@ class TurnOutcome:
             "AI_STATUS": self.status.value,
             "AI_ERROR": self.error or "",
         }
+
+
+class TurnRunner(Protocol):
+    """The turn interface: all that telephony knows of the agent.
+
+    `app.services.agent.turns.TurnService` implements it; the call path in
+    `app.services.telephony` depends only on this protocol (checked by import-linter).
+    """
+
+    async def run_turn(self, request: TurnRequest) -> TurnOutcome:
+        """Run one turn; never raises except on cancellation."""
+        ...
+
+    def log_turn(
+        self,
+        source: str,
+        context: CallContext,
+        user_input: str,
+        outcome: TurnOutcome,
+        started_at: datetime | None = None,
+    ) -> None:
+        """File a turn (or a channel answered without one) in the call log."""
+        ...

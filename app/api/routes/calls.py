@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from app.api.routes.common import AdminServiceDep, CallId, Limit, Offset, errors
 from app.schemas import CallDetail, CallRead, Page
-from app.services.admin import CallFilter
+from app.services.admin.service import CallFilter
 
 router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
 

@@ -11,9 +11,9 @@ from fastapi import APIRouter
 from app.api.deps import GatewayDep
 from app.api.routes.common import AdminServiceDep, errors
 from app.schemas import ChatRequest, ChatResponse, ToolCallRead
-from app.services.admin import ValidationFailed
+from app.services.admin.service import ValidationFailed
 from app.services.domain import CallContext, TurnRequest
-from app.services.llm.factory import PROVIDERS
+from app.services.providers.llm.factory import PROVIDERS
 
 router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
 CALL_LOG_WAIT_SECONDS = 3.0

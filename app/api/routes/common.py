@@ -9,7 +9,7 @@ from fastapi import Depends, Path, Query
 from app.api.auth import AdminUser
 from app.api.deps import GatewayDep, SessionDep
 from app.schemas import ErrorResponse
-from app.services.admin import AdminService
+from app.services.admin.service import AdminService
 
 
 def get_admin_service(gateway: GatewayDep, session: SessionDep, user: AdminUser) -> AdminService:

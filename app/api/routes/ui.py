@@ -30,9 +30,9 @@ from app.api.errors import field_from_loc
 from app.api.routes.common import AdminServiceDep
 from app.core.security import MASK
 from app.schemas import PromptCreate, ToolCreate, ToolRead
-from app.services.admin import AdminError, CallFilter, NotFound, gateway_status
+from app.services.admin.service import AdminError, CallFilter, NotFound, gateway_status
 from app.services.domain import CallContext
-from app.services.llm.factory import PROVIDERS
+from app.services.providers.llm.factory import PROVIDERS
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)

@@ -3,7 +3,7 @@
 Every request here is one operation of Asterisk's ARI Swagger specs
 (`channels.json`, `applications.json`, `asterisk.json`, `events.json`); the test
 suite checks each request the gateway sends against a table derived from them
-(`app/testing/ari_operations.json`).
+(`app/vendor/ari/operations.json`).
 
 Errors (one tree, translated once from httpx):
 
@@ -32,9 +32,9 @@ from tenacity import (
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from app.core.http import create_http_client
 from app.core.metrics import Metrics
-from app.services.ari_events import AriEvent, EventParseError, parse_event
-from app.services.http_clients import create_http_client
+from app.services.telephony.events import AriEvent, EventParseError, parse_event
 
 logger = logging.getLogger(__name__)
 

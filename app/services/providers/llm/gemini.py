@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from langchain_core.language_models import BaseChatModel
 from langchain_google_genai import ChatGoogleGenerativeAI
 
-from app.services.llm.base import LLMProvider, ProviderNotConfigured
+from app.services.providers.llm.base import LLMProvider, ProviderNotConfigured
 
 
 class GeminiProvider(LLMProvider):

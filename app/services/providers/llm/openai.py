@@ -9,7 +9,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
 
 from app.core.config import Settings
-from app.services.llm.base import LLMProvider, ProviderNotConfigured
+from app.services.providers.llm.base import LLMProvider, ProviderNotConfigured
 
 
 class OpenAIProvider(LLMProvider):
@@ -18,7 +18,7 @@ class OpenAIProvider(LLMProvider):
     All its models share one HTTP client: the SDK's `DefaultAioHttpClient` (httpx2's API
     over aiohttp's pool, the SDK's ``aiohttp`` extra), with the SDK's own limits
     (1000 connections). Per request it costs a fraction of the CPU of the SDK's default
-    httpx transport; see `app.services.http_clients`.
+    httpx transport; see `app.core.http`.
     """
 
     name = "openai"

@@ -23,7 +23,6 @@ Rules applied here:
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 _KEY_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
@@ -43,26 +42,6 @@ class StasisArgs:
     named: dict[str, str] = field(default_factory=dict)
     positional: list[str] = field(default_factory=list)
     split_keys: set[str] = field(default_factory=set)
-
-
-def clean_text(value: str, max_chars: int) -> str:
-    """Make caller-supplied text safe to log, store and send to a model.
-
-    Drops control and format characters (keeping none; tabs and newlines become
-    spaces), replaces lone surrogates left by a non-UTF-8 source, collapses runs of
-    whitespace and caps the result at `max_chars` characters.
-    """
-    value = value.encode("utf-8", "replace").decode("utf-8")
-    out = []
-    for ch in value:
-        if ch in "\t\r\n":
-            out.append(" ")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co"):
-            continue
-        else:
-            out.append(ch)
-    text = " ".join("".join(out).split())
-    return text[:max_chars]
 
 
 def parse_stasis_args(args: list[str], *, max_chars: int = 4000) -> StasisArgs:

@@ -29,8 +29,10 @@ from typing import Any
 
 from app.core.config import Settings
 from app.core.metrics import Metrics
-from app.services.ari_client import AriClient, AriConflict, AriError, AriNotFound, AriUnavailable
-from app.services.ari_events import (
+from app.services.domain import CallContext, TurnOutcome, TurnRequest, TurnRunner, TurnStatus
+from app.services.telephony.ari_client import AriClient, AriConflict, AriError, AriNotFound, AriUnavailable
+from app.services.telephony.claims import ChannelClaims
+from app.services.telephony.events import (
     AriEvent,
     Channel,
     ChannelDestroyed,
@@ -38,10 +40,7 @@ from app.services.ari_events import (
     StasisEnd,
     StasisStart,
 )
-from app.services.domain import CallContext, TurnOutcome, TurnRequest, TurnStatus
-from app.services.redis_service import ChannelClaims
-from app.services.stasis_args import parse_stasis_args
-from app.services.turn_service import TurnService
+from app.services.telephony.stasis_args import parse_stasis_args
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ class CallHandler:
     def __init__(
         self,
         ari: AriClient,
-        turns: TurnService,
+        turns: TurnRunner,
         settings: Settings,
         metrics: Metrics,
         *,

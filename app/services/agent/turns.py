@@ -22,13 +22,13 @@ from redis.asyncio.lock import Lock
 
 from app.core.config import Settings
 from app.core.metrics import Metrics
-from app.services.ai_service import AgentResult, AiService
-from app.services.call_log import CallLogEntry, CallLogWriter
-from app.services.catalog import Catalog, CatalogUnavailable, PromptNotFound
+from app.core.text import clean_text
+from app.services.agent.call_log import CallLogEntry, CallLogWriter
+from app.services.agent.catalog import Catalog, CatalogUnavailable, PromptNotFound
+from app.services.agent.memory import ConversationMemory, MemoryUnavailable
+from app.services.agent.runner import AgentResult, AiService
 from app.services.domain import CallContext, PromptSpec, TurnOutcome, TurnRequest, TurnStatus
-from app.services.llm import ModelSpec, ProviderNotConfigured, UnknownProvider
-from app.services.redis_service import ConversationMemory, MemoryUnavailable
-from app.services.stasis_args import clean_text
+from app.services.providers.llm import ModelSpec, ProviderNotConfigured, UnknownProvider
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from langchain_core.language_models import BaseChatModel
 
 from app.core.config import Settings
-from app.services.llm.base import LLMProvider, ModelSpec, UnknownProvider
-from app.services.llm.gemini import GeminiProvider
-from app.services.llm.openai import OpenAIProvider
+from app.services.providers.llm.base import LLMProvider, ModelSpec, UnknownProvider
+from app.services.providers.llm.gemini import GeminiProvider
+from app.services.providers.llm.openai import OpenAIProvider
 
 PROVIDERS: dict[str, type[LLMProvider]] = {
     OpenAIProvider.name: OpenAIProvider,

@@ -29,9 +29,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.outputs import LLMResult
 from langchain_core.tools import StructuredTool
 
+from app.services.agent.tools import ToolExecutor
 from app.services.domain import CallContext, PromptSpec, ToolSpec
-from app.services.llm import ModelFactory, ModelSpec
-from app.services.tool_executor import ToolExecutor
+from app.services.providers.llm import ModelFactory, ModelSpec
 
 logger = logging.getLogger(__name__)
 

@@ -10,15 +10,15 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-    from app.api.ari_handler import CallHandler
     from app.core.config import Settings
     from app.core.metrics import Metrics
-    from app.services.ari_client import AriClient, AriEventStream
-    from app.services.call_log import CallLogWriter
-    from app.services.catalog import Catalog
-    from app.services.login_limiter import LoginLimiter
-    from app.services.tool_executor import ToolExecutor
-    from app.services.turn_service import TurnService
+    from app.services.admin.login_limiter import LoginLimiter
+    from app.services.agent.call_log import CallLogWriter
+    from app.services.agent.catalog import Catalog
+    from app.services.agent.tools import ToolExecutor
+    from app.services.agent.turns import TurnService
+    from app.services.telephony.ari_client import AriClient, AriEventStream
+    from app.services.telephony.call_handler import CallHandler
 
 
 @dataclass

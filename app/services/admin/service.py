@@ -51,14 +51,14 @@ from app.schemas import (
     ToolUpdate,
     TurnRead,
 )
-from app.services.catalog import tool_spec_from_row
+from app.services.agent.catalog import tool_spec_from_row
 from app.services.domain import ToolSpec
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from app.core.state import GatewayState
-    from app.services.ari_client import AriEventStream
+    from app.services.gateway import GatewayState
+    from app.services.telephony.ari_client import AriEventStream
 
 #: Placeholders every tool may use besides its own parameters (from `CallContext`).
 CONTEXT_PLACEHOLDERS = frozenset({"uniqueid", "channel_id", "caller_id_number", "caller_id_name"})

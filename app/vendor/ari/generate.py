@@ -1,11 +1,11 @@
-"""Generate ``app/testing/ari_operations.json`` from Asterisk's ARI Swagger 1.1 specs.
+"""Generate ``app/vendor/ari/operations.json`` from Asterisk's ARI Swagger 1.1 specs.
 
 Usage::
 
-    python scripts/gen_ari_operations.py [SPEC_DIR] [OUTPUT]
+    python app/vendor/ari/generate.py [SPEC_DIR] [OUTPUT]
 
 ``SPEC_DIR`` defaults to ``../shared/ari-api-docs`` relative to the repository root
-and ``OUTPUT`` to ``app/testing/ari_operations.json``. The output is a compact,
+and ``OUTPUT`` to ``app/vendor/ari/operations.json``. The output is a compact,
 deterministic table (sorted, ``indent=1``) of every operation of every resource
 file, so re-running the script on the same specs gives a byte-identical file.
 
@@ -25,9 +25,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_SPEC_DIR = REPO_ROOT.parent / "shared" / "ari-api-docs"
-DEFAULT_OUTPUT = REPO_ROOT / "app" / "testing" / "ari_operations.json"
+DEFAULT_OUTPUT = Path(__file__).resolve().with_name("operations.json")
 
 
 def build_operations(spec_dir: Path) -> list[dict[str, Any]]:
