@@ -46,6 +46,74 @@ class ToolSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferTarget:
+    """A place the agent may send the caller (`transfer_call`), defined by the admin per prompt.
+
+    Exactly one of (`context`, `extension`) or `endpoint` is used: a dialplan location for
+    ARI ``continueInDialplan`` (channels.json), or an endpoint such as ``PJSIP/200`` that the
+    dialplan dials (``AI_TRANSFER_TARGET``).
+
+    Attributes:
+        name: what the model names (``^[a-z0-9_]{1,40}$``).
+        description: what the model reads to choose it.
+        context: dialplan context. extension: dialplan extension. priority: dialplan priority.
+        endpoint: a channel technology/resource to dial instead of a dialplan location.
+    """
+
+    name: str
+    description: str
+    context: str = ""
+    extension: str = ""
+    priority: int = 1
+    endpoint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSettings:
+    """A prompt's voice-conversation settings (`AI_MODE=voice`).
+
+    Attributes:
+        default_mode: ``text`` or ``voice``: the mode used when the Stasis args name none.
+        greeting: spoken first ('' = none).
+        stt_provider, stt_model, stt_language: speech-to-text ('' = the provider's default).
+        tts_provider, tts_voice, tts_language: text-to-speech.
+        end_of_turn_ms: caller silence that ends the caller's turn, in ms.
+        barge_in: whether the caller may interrupt the agent.
+        barge_in_min_speech_ms: speech shorter than this (ms) never interrupts (coughs, "uh-huh").
+        reprompt_after_s: caller silence (s) before the reprompt is said.
+        reprompt_text: said after `reprompt_after_s` of silence.
+        max_reprompts: reprompts before the goodbye and ``AI_STATUS=NO_INPUT``.
+        goodbye_text: said before ending for silence or for the maximum duration.
+        max_duration_s: longest voice call, in s (0 = the gateway's `VOICE_MAX_DURATION_SECONDS`).
+        dtmf_pause_ms: digits pressed within this pause (ms) are sent to the agent together.
+        offer_end_call: offer the agent the ``end_call`` tool.
+        offer_transfer_call: offer the agent ``transfer_call`` (when `transfer_targets` is not empty).
+        transfer_targets: where ``transfer_call`` may send the caller.
+    """
+
+    default_mode: str = "text"
+    greeting: str = ""
+    stt_provider: str = ""
+    stt_model: str = ""
+    stt_language: str = "en"
+    tts_provider: str = ""
+    tts_voice: str = ""
+    tts_language: str = "en"
+    end_of_turn_ms: int = 700
+    barge_in: bool = True
+    barge_in_min_speech_ms: int = 300
+    reprompt_after_s: float = 8.0
+    reprompt_text: str = "Are you still there?"
+    max_reprompts: int = 2
+    goodbye_text: str = "Goodbye."
+    max_duration_s: int = 0
+    dtmf_pause_ms: int = 1500
+    offer_end_call: bool = True
+    offer_transfer_call: bool = True
+    transfer_targets: tuple[TransferTarget, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PromptSpec:
     """A snapshot of a `Prompt` row with its tools."""
 
@@ -57,6 +125,7 @@ class PromptSpec:
     tools: tuple[ToolSpec, ...] = ()
     metadata: dict[str, Any] | None = None
     is_default: bool = False
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
 
     @property
     def cache_key(self) -> tuple[Any, ...]:
