@@ -38,6 +38,7 @@ from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 
 from app.services.media.connection import END_OF_AUDIO, MediaClosed, MediaConnection
+from app.services.media.playout import PlayoutTracker, SentenceMarkFrame
 from app.services.media.protocol import MediaCodec
 
 with warnings.catch_warnings():
@@ -67,9 +68,12 @@ def encode(pcm: bytes, codec: MediaCodec) -> bytes:
 class AsteriskInputTransport(BaseInputTransport):
     """Caller audio and DTMF from the media WebSocket into the pipeline."""
 
-    def __init__(self, conn: MediaConnection, params: TransportParams, **kwargs: Any) -> None:
+    def __init__(
+        self, conn: MediaConnection, params: TransportParams, tracker: PlayoutTracker, **kwargs: Any
+    ) -> None:
         super().__init__(params, **kwargs)
         self._conn = conn
+        self._tracker = tracker
         self._task: asyncio.Task[None] | None = None
         self._dtmf_task: asyncio.Task[None] | None = None
         self.on_media_closed: Callable[[], Awaitable[None]] | None = None
@@ -128,6 +132,8 @@ class AsteriskInputTransport(BaseInputTransport):
             event = await self._conn.events.get()
             if event.event == "DTMF_END" and event.digit:
                 await self.push_frame(InputDTMFFrame(_keypad(event.digit)))
+            elif event.event == "MEDIA_MARK_PROCESSED":
+                self._tracker.played(event.correlation_id)
             elif event.event == "CLOSED":
                 return
 
@@ -141,10 +147,12 @@ def _keypad(digit: str) -> Any:
 class AsteriskOutputTransport(BaseOutputTransport):
     """Agent audio from the pipeline to the caller, paced; barge-in flushes Asterisk's queue."""
 
-    def __init__(self, conn: MediaConnection, params: TransportParams, **kwargs: Any) -> None:
+    def __init__(
+        self, conn: MediaConnection, params: TransportParams, tracker: PlayoutTracker, **kwargs: Any
+    ) -> None:
         super().__init__(params, **kwargs)
         self._conn = conn
-        self.on_flush: Callable[[], None] | None = None
+        self._tracker = tracker
 
     async def start(self, frame: StartFrame) -> None:
         """Mark the transport ready."""
@@ -155,10 +163,16 @@ class AsteriskOutputTransport(BaseOutputTransport):
         """Send ``FLUSH_MEDIA`` on an interruption (barge-in), then the base behaviour."""
         await super().process_frame(frame, direction)
         if isinstance(frame, InterruptionFrame):
-            if self.on_flush is not None:
-                self.on_flush()
+            self._tracker.flushed()
             with contextlib.suppress(MediaClosed):
                 await self._conn.flush()
+
+    async def write_transport_frame(self, frame: Frame) -> None:
+        """A `SentenceMarkFrame`, in order behind its audio, becomes ``MARK_MEDIA``."""
+        if isinstance(frame, SentenceMarkFrame):
+            with contextlib.suppress(MediaClosed):
+                await self._conn.mark(frame.mark_id)
+                self._tracker.sent(frame.mark_id, frame.text)
 
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
         """Encode and send one chunk (already at the wire rate); False once the socket is gone."""
@@ -166,6 +180,7 @@ class AsteriskOutputTransport(BaseOutputTransport):
             await self._conn.send_audio(encode(frame.audio, self._conn.format.codec))
         except MediaClosed:
             return False
+        self._tracker.audio_sent()
         return True
 
 
@@ -174,9 +189,10 @@ class AsteriskMediaTransport(BaseTransport):
 
     Args:
         conn: the call's media connection (``MEDIA_START`` already read).
+        tracker: records marks sent and played (what the caller heard).
     """
 
-    def __init__(self, conn: MediaConnection) -> None:
+    def __init__(self, conn: MediaConnection, tracker: PlayoutTracker) -> None:
         super().__init__()
         rate = conn.format.sample_rate_hz
         self._params = TransportParams(
@@ -188,8 +204,8 @@ class AsteriskMediaTransport(BaseTransport):
             audio_out_auto_silence=False,
             audio_out_end_silence_secs=0,
         )
-        self._input = AsteriskInputTransport(conn, self._params, name="asterisk-in")
-        self._output = AsteriskOutputTransport(conn, self._params, name="asterisk-out")
+        self._input = AsteriskInputTransport(conn, self._params, tracker, name="asterisk-in")
+        self._output = AsteriskOutputTransport(conn, self._params, tracker, name="asterisk-out")
 
     def input(self) -> AsteriskInputTransport:
         """The input processor (first in the pipeline)."""

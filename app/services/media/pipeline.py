@@ -1,0 +1,185 @@
+"""The pipecat pipeline of one voice call, and the greeting cache.
+
+Order (each stage a pipecat `FrameProcessor`)::
+
+    Asterisk input ─▶ STT ─▶ user aggregator (Silero VAD, end of turn) ─▶ CallController
+      ─▶ AgentStage (our LangChain agent) ─▶ TTS ─▶ GreetingRecorder ─▶ SentenceMarker
+      ─▶ Asterisk output ─▶ assistant aggregator
+
+* Voice activity detection is pipecat's Silero VAD (the ONNX model inside the pipecat
+  wheel). ``barge_in_min_speech_ms`` is its ``start_secs``: shorter sounds never count as
+  speech, so they neither interrupt the agent nor start a turn.
+* End of turn: the caller's turn ends ``end_of_turn_ms`` after the VAD hears speech stop
+  (pipecat's speech-timeout strategy), or, with ``VOICE_SMART_TURN=true``, when pipecat's
+  smart-turn model (also inside the wheel) says the sentence is complete.
+* Barge-in: a caller who starts speaking while the agent speaks broadcasts an
+  interruption (FLUSH_MEDIA, the turn and TTS cancelled); with barge-in off the caller is
+  muted while the agent speaks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import (
+    Frame,
+    OutputAudioRawFrame,
+    TTSAudioRawFrame,
+    TTSStoppedFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.turns.user_mute.always_user_mute_strategy import AlwaysUserMuteStrategy
+from pipecat.turns.user_start import VADUserTurnStartStrategy
+from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
+    SpeechTimeoutUserTurnStopStrategy,
+)
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from app.services.domain import VoiceSettings
+from app.services.media.playout import SentenceMarker
+from app.services.media.transport import AsteriskMediaTransport
+
+#: Greeting audio is replayed in chunks of this many ms.
+GREETING_CHUNK_MS = 100
+
+
+@dataclass(slots=True)
+class GreetingAudio:
+    """A synthesised greeting: s16le PCM at `sample_rate_hz`, and its text."""
+
+    text: str
+    pcm: bytes
+    sample_rate_hz: int
+
+    def frames(self) -> list[OutputAudioRawFrame]:
+        """The audio as `OutputAudioRawFrame`s of `GREETING_CHUNK_MS` each."""
+        step = self.sample_rate_hz * 2 * GREETING_CHUNK_MS // 1000
+        return [
+            OutputAudioRawFrame(self.pcm[i : i + step], self.sample_rate_hz, 1)
+            for i in range(0, len(self.pcm), step)
+        ]
+
+
+@dataclass(slots=True)
+class GreetingCache:
+    """Greetings synthesised once per (prompt id, prompt version, TTS provider, voice, codec).
+
+    Attributes:
+        max_entries: oldest entries are dropped past this many.
+    """
+
+    max_entries: int = 256
+    _items: dict[tuple[Any, ...], GreetingAudio] = field(default_factory=dict)
+
+    def get(self, key: tuple[Any, ...]) -> GreetingAudio | None:
+        """The cached greeting for `key`, if any."""
+        return self._items.get(key)
+
+    def put(self, key: tuple[Any, ...], audio: GreetingAudio) -> None:
+        """Keep `audio` for `key`."""
+        self._items[key] = audio
+        while len(self._items) > self.max_entries:
+            self._items.pop(next(iter(self._items)))
+
+
+class GreetingRecorder(FrameProcessor):
+    """Captures the first thing text-to-speech says (the greeting) for the cache.
+
+    Args:
+        on_recorded: called with the PCM and its sample rate (Hz) when the greeting ends.
+    """
+
+    def __init__(self, on_recorded: Any | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_recorded = on_recorded
+        self._pcm = bytearray()
+        self._rate = 0
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Pass every frame on; keep the greeting's audio."""
+        await super().process_frame(frame, direction)
+        if self._on_recorded is not None and direction is FrameDirection.DOWNSTREAM:
+            if isinstance(frame, TTSAudioRawFrame):
+                self._pcm += frame.audio
+                self._rate = frame.sample_rate
+            elif isinstance(frame, TTSStoppedFrame) and self._pcm:
+                callback, self._on_recorded = self._on_recorded, None
+                callback(bytes(self._pcm), self._rate)
+        await self.push_frame(frame, direction)
+
+
+def build_worker(
+    transport: AsteriskMediaTransport,
+    stt: FrameProcessor,
+    tts: FrameProcessor,
+    stages: list[FrameProcessor],
+    marker: SentenceMarker,
+    recorder: GreetingRecorder,
+    voice: VoiceSettings,
+    *,
+    smart_turn: bool = False,
+) -> PipelineWorker:
+    """Assemble the call's pipeline (see the module docstring) and its worker.
+
+    Args:
+        transport: the call's Asterisk transport.
+        stt: the speech-to-text service.
+        tts: the text-to-speech service.
+        stages: the call controller and the agent stage, in that order.
+        marker: puts marks behind spoken text.
+        recorder: captures the greeting.
+        voice: the prompt's voice settings.
+        smart_turn: use pipecat's smart-turn model for end of turn.
+    """
+    rate = transport.input().sample_rate or 8000
+    vad = SileroVADAnalyzer(
+        params=VADParams(start_secs=max(0.05, voice.barge_in_min_speech_ms / 1000.0), stop_secs=0.2)
+    )
+    stop: list[Any]
+    if smart_turn:
+        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+        from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+
+        stop = [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())]
+    else:
+        stop = [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=voice.end_of_turn_ms / 1000.0)]
+    pair = LLMContextAggregatorPair(
+        LLMContext(),
+        user_params=LLMUserAggregatorParams(
+            vad_analyzer=vad,
+            user_turn_strategies=UserTurnStrategies(start=[VADUserTurnStartStrategy()], stop=stop),
+            user_mute_strategies=[] if voice.barge_in else [AlwaysUserMuteStrategy()],  # type: ignore[no-untyped-call]
+            user_idle_timeout=0,
+        ),
+    )
+    pipeline = Pipeline(
+        [
+            transport.input(),
+            stt,
+            pair.user(),
+            *stages,
+            tts,
+            recorder,
+            marker,
+            transport.output(),
+            pair.assistant(),
+        ]
+    )
+    return PipelineWorker(
+        pipeline,
+        params=PipelineParams(audio_in_sample_rate=rate, audio_out_sample_rate=rate),
+        idle_timeout_secs=None,
+        enable_rtvi=False,
+        enable_turn_tracking=False,
+        check_dangling_tasks=False,
+    )

@@ -1,0 +1,116 @@
+"""What the caller has actually heard, from chan_websocket marks.
+
+After each sentence's audio we send ``MARK_MEDIA``; Asterisk answers
+``MEDIA_MARK_PROCESSED`` once the audio before the mark has played, and drops every mark
+still queued on ``FLUSH_MEDIA`` (``../shared/ari-samples/media/README.md``). So at a
+barge-in, the sentences whose marks came back are exactly what the caller heard.
+
+`SentenceMarker` sits right after text-to-speech in the pipeline and puts a
+`SentenceMarkFrame` behind each spoken text, which the output transport turns into
+``MARK_MEDIA`` in order with the audio.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipecat.frames.frames import DataFrame, Frame, TTSAudioRawFrame, TTSTextFrame
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+#: A gap (s) in the agent's audio after which the next chunk counts as a new onset of speech.
+ONSET_GAP_S = 0.25
+
+
+@dataclass
+class SentenceMarkFrame(DataFrame):
+    """Sent in order after one sentence's audio; becomes ``MARK_MEDIA``.
+
+    Parameters:
+        mark_id: the ``correlation_id``.
+        text: the sentence.
+    """
+
+    mark_id: str = ""
+    text: str = ""
+
+
+@dataclass(slots=True)
+class PlayoutTracker:
+    """Marks sent and played, and when the agent's audio first reached the wire.
+
+    Attributes:
+        heard: sentences whose marks Asterisk reported played, in order.
+        pending: mark id -> sentence, sent but not yet played.
+        first_audio_sent_at: `time.monotonic()` of the first agent audio frame sent (s).
+    """
+
+    heard: list[str] = field(default_factory=list)
+    pending: dict[str, str] = field(default_factory=dict)
+    first_audio_sent_at: float | None = None
+    last_audio_sent_at: float | None = None
+    onsets: list[float] = field(default_factory=list)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def next_id(self) -> str:
+        """A fresh ``correlation_id`` (short: commands must stay ≤ 128 bytes)."""
+        return f"s{next(self._ids)}"
+
+    def sent(self, mark_id: str, text: str) -> None:
+        """``MARK_MEDIA`` `mark_id` went out after `text`'s audio."""
+        self.pending[mark_id] = text
+
+    def played(self, mark_id: str) -> None:
+        """``MEDIA_MARK_PROCESSED`` for `mark_id`: its sentence was heard."""
+        text = self.pending.pop(mark_id, None)
+        if text is not None:
+            self.heard.append(text)
+
+    def flushed(self) -> list[str]:
+        """``FLUSH_MEDIA`` went out: pending marks are dropped; returns the unheard sentences."""
+        unheard = list(self.pending.values())
+        self.pending.clear()
+        return unheard
+
+    def audio_sent(self) -> None:
+        """One agent audio chunk went out; a chunk after ≥ `ONSET_GAP_S` of none starts speech."""
+        now = time.monotonic()
+        if self.first_audio_sent_at is None:
+            self.first_audio_sent_at = now
+        if self.last_audio_sent_at is None or now - self.last_audio_sent_at >= ONSET_GAP_S:
+            self.onsets.append(now)
+        self.last_audio_sent_at = now
+
+    def first_audio_after(self, moment: float) -> float | None:
+        """When agent audio first went out after `moment` (`time.monotonic()` s), if it has."""
+        return next((t for t in self.onsets if t >= moment), None)
+
+
+class SentenceMarker(FrameProcessor):
+    """After each piece of spoken text, queue a `SentenceMarkFrame` for the output transport.
+
+    pipecat's text-to-speech services emit a `TTSTextFrame` behind the audio of the text it
+    carries (a sentence, or a word for services with word timestamps), so a mark placed right
+    after it is played once that text has been heard.
+
+    Args:
+        tracker: shared with the output transport.
+    """
+
+    def __init__(self, tracker: PlayoutTracker, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._tracker = tracker
+        self.first_tts_audio_at: float | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Pass every frame on; put a mark behind each spoken text."""
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if direction is not FrameDirection.DOWNSTREAM:
+            return
+        if isinstance(frame, TTSAudioRawFrame) and self.first_tts_audio_at is None:
+            self.first_tts_audio_at = time.monotonic()
+        elif isinstance(frame, TTSTextFrame) and frame.text.strip():
+            await self.push_frame(SentenceMarkFrame(mark_id=self._tracker.next_id(), text=frame.text.strip()))

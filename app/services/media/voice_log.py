@@ -1,0 +1,95 @@
+"""The voice call's timeline for the call log: turns, interruptions, DTMF, the end, latencies.
+
+Voice turns run with ``TurnRequest.defer_log`` so that each is filed once what the caller
+heard is known. Per turn (times in ms, from the caller's end of speech):
+
+* ``stt_final_ms``: the transcript arrived (when the STT service reports it);
+* ``llm_first_sentence_ms``: the agent's first sentence;
+* ``tts_first_audio_ms``: text-to-speech's first audio;
+* ``first_frame_sent_ms``: the first answer frame went to Asterisk.
+
+``interrupted`` turns keep only what the caller heard (from the marks).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from app.services.domain import TurnOutcome, TurnRequest, TurnRunner, TurnStatus
+from app.services.media.agent_stage import AgentTurn
+from app.services.media.playout import PlayoutTracker
+
+logger = logging.getLogger(__name__)
+
+
+def _ms(start: float | None, end: float | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start) * 1000.0, 1)
+
+
+@dataclass(slots=True)
+class _Entry:
+    user_text: str
+    outcome: TurnOutcome
+    details: dict[str, Any]
+    started_at: datetime
+
+
+@dataclass(slots=True)
+class VoiceTimeline:
+    """Collects one voice call's events and files them in the call log at the end.
+
+    Attributes:
+        stasis_start: `time.monotonic()` of `StasisStart` (s).
+        greeting_sent_at: when the greeting was queued (s), and whether it came from the cache.
+    """
+
+    stasis_start: float = 0.0
+    greeting_at: float | None = None
+    greeting_cached: bool = False
+    entries: list[_Entry] = field(default_factory=list)
+    digits: list[str] = field(default_factory=list)
+    end: dict[str, str] = field(default_factory=dict)
+
+    def greeting_queued(self, cached: bool) -> None:
+        """The greeting went into the pipeline."""
+        self.greeting_at, self.greeting_cached = time.monotonic(), cached
+
+    def dtmf(self, digit: str) -> None:
+        """The caller pressed `digit`."""
+        self.digits.append(digit)
+
+    def turn(self, turn: AgentTurn, tracker: PlayoutTracker) -> None:
+        """A turn finished or was interrupted (barge-in)."""
+        outcome = turn.outcome or TurnOutcome("", TurnStatus.OK)
+        details: dict[str, Any] = {
+            "mode": "voice",
+            "interrupted": turn.interrupted,
+            "llm_first_sentence_ms": _ms(turn.started, turn.first_sentence_at),
+            "first_frame_sent_ms": _ms(turn.started, tracker.first_audio_after(turn.started)),
+        }
+        if turn.interrupted:
+            heard = " ".join(tracker.heard)
+            details["heard"] = heard
+            outcome = replace(outcome, response=heard or "", status=TurnStatus.OK, error=None)
+        self.entries.append(_Entry(turn.user_text, outcome, details, datetime.now(UTC)))
+
+    def ended(self, end: Any) -> None:
+        """The call ended (an `EndRequest`)."""
+        self.end = {"reason": end.reason, "status": end.status, "error": end.error}
+
+    def finish(self, turns: TurnRunner, request: TurnRequest | None) -> None:
+        """File every turn (with its details) in the call log."""
+        if request is None:
+            return
+        for entry in self.entries:
+            outcome = replace(entry.outcome, details=entry.details)
+            try:
+                turns.log_turn("call", request.context, entry.user_text, outcome, entry.started_at)
+            except Exception:
+                logger.exception("channel=%s voice turn not logged", request.context.channel_id)
