@@ -29,6 +29,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
@@ -190,6 +191,20 @@ def static_refusal(host: str) -> str | None:
     return None
 
 
+def url_host_refusal(url: str) -> str | None:
+    """Why a tool with this `url` can never be called (for the ``url`` field), or None.
+
+    Only what is always refused (metadata, link-local); `TOOL_ALLOWED_HOSTS` and DNS
+    answers are applied when the tool is called.
+    """
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return None  # a malformed URL is reported by the URL check
+    reason = static_refusal(host) if host else None
+    return f"{reason}; tools may never call it" if reason else None
+
+
 def is_internal_host(host: str) -> bool:
     """True when `host` is on the admin's own network, judged without DNS.
 
@@ -202,6 +217,15 @@ def is_internal_host(host: str) -> bool:
     if addr is not None:
         return any(a.is_loopback or a.is_private for a in _embedded_ipv4(addr))
     return name == "localhost" or "." not in name or name.endswith(_INTERNAL_SUFFIXES)
+
+
+def internal_url_host(url: str) -> str | None:
+    """The host of `url` when it is on the admin's own network (`is_internal_host`), else None."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return host if host and static_refusal(host) is None and is_internal_host(host) else None
 
 
 class HostPolicy:
