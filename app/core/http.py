@@ -98,21 +98,31 @@ class ExactUrlTransport(AiohttpTransport):
         self._resolver_factory = resolver
         self._dns_cache = dns_cache
         self._socket_factory = socket_factory
+        self._resolver: AbstractResolver | None = None
 
     def get_client(self) -> aiohttp.ClientSession:
         """A new session whose connector has this transport's resolver and limits."""
         if self._resolver_factory is None and self._dns_cache and self._socket_factory is None:
             return super().get_client()
         limit = self.limits.max_connections
+        if self._resolver_factory is not None:
+            self._resolver = self._resolver_factory()
         connector = aiohttp.TCPConnector(
             keepalive_timeout=self.limits.keepalive_expiry,
             ssl=self.ssl_context,
             limit=limit if limit is not None else 100,
-            resolver=self._resolver_factory() if self._resolver_factory is not None else None,
+            resolver=self._resolver,
             use_dns_cache=self._dns_cache,
             socket_factory=self._socket_factory,
         )
         return aiohttp.ClientSession(connector=connector)
+
+    async def aclose(self) -> None:
+        """Close the session, then the resolver (aiohttp leaves a given resolver open)."""
+        await super().aclose()
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` on the aiohttp session (created on first use).
