@@ -21,7 +21,6 @@ from app.api.middleware import install_middleware
 from app.api.router import include_routers
 from app.core.config import Settings, get_settings
 from app.core.database import create_engine, create_session_factory, run_migrations
-from app.core.http import create_http_client
 from app.core.logging import configure_logging
 from app.core.metrics import Metrics
 from app.core.redis import create_redis
@@ -29,9 +28,10 @@ from app.core.security import SecretBox
 from app.services.admin.login_limiter import LoginLimiter
 from app.services.agent.call_log import CallLogWriter
 from app.services.agent.catalog import Catalog
+from app.services.agent.host_policy import HostPolicy
 from app.services.agent.memory import ConversationMemory
 from app.services.agent.runner import AiService
-from app.services.agent.tools import ToolExecutor
+from app.services.agent.tools import ToolExecutor, create_tool_http_client
 from app.services.agent.turns import TurnService
 from app.services.gateway import GatewayState
 from app.services.providers.llm import ModelFactory
@@ -79,15 +79,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             max_connections=min(settings.max_concurrent_calls + 20, 1000),
         )
         stack.push_async_callback(redis.aclose)
-        http = create_http_client(
-            max_connections=200, timeout=httpx.Timeout(settings.tool_default_timeout_seconds)
+        host_policy = HostPolicy(settings.tool_allowed_hosts)
+        http = create_tool_http_client(
+            host_policy, max_connections=200, timeout=httpx.Timeout(settings.tool_default_timeout_seconds)
         )
         stack.push_async_callback(http.aclose)
 
         executor = ToolExecutor(
             http,
             max_response_bytes=settings.tool_max_response_bytes,
-            allowed_hosts=settings.tool_allowed_hosts,
+            policy=host_policy,
             metrics=metrics,
         )
         models = ModelFactory(settings)

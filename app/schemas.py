@@ -198,6 +198,9 @@ class ToolTestResult(BaseModel):
     latency_ms: float
     body: str = Field(description="Response body as given to the model (capped).")
     truncated: bool
+    detail: str | None = Field(
+        default=None, description="Why the call failed, for admins; the model is not told this."
+    )
 
 
 # --- Calls ------------------------------------------------------------------------------
@@ -214,6 +217,7 @@ class ToolCallRead(BaseModel):
     outcome: str | None = None
     status_code: int | None = None
     latency_ms: float | None = None
+    detail: str | None = Field(default=None, description="Why it failed, for admins; not shown to the model.")
 
 
 class TurnRead(BaseModel):

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
-from app.core.http import create_http_client
-from app.services.agent.tools import ToolBlocked, ToolExecutor, render_body, render_url
+from app.services.agent.host_policy import HostPolicy, internal_url_host, parse_ipv4_loose, url_host_refusal
+from app.services.agent.tools import (
+    ToolBlocked,
+    ToolExecutor,
+    create_tool_http_client,
+    render_body,
+    render_url,
+)
 from app.services.domain import CallContext, ToolSpec
 from tests.utils import ORDER_TOOL_SCHEMA, LoopbackServer, ToolApi
 
@@ -28,9 +37,11 @@ CTX = CallContext(
 )
 
 
-def gateway_http() -> httpx.AsyncClient:
-    """The client the gateway builds for tools (aiohttp transport), 10 s timeouts."""
-    return create_http_client(timeout=httpx.Timeout(10.0), max_connections=20)
+def gateway_http(policy: HostPolicy | None = None, **kw: Any) -> httpx.AsyncClient:
+    """The client the gateway builds for tools (aiohttp, policy resolver), 10 s timeouts."""
+    return create_tool_http_client(
+        policy or HostPolicy(), timeout=httpx.Timeout(10.0), max_connections=20, **kw
+    )
 
 
 @pytest.fixture
@@ -52,7 +63,7 @@ def tool(url: str, **kw: Any) -> ToolSpec:
 
 
 async def test_get_renders_path_query_and_context_headers(http: httpx.AsyncClient, tool_api: ToolApi) -> None:
-    ex = ToolExecutor(http, allowed_hosts=["127.0.0.1"])
+    ex = ToolExecutor(http)
     spec = tool(
         tool_api.url + "/orders/{order_id}?tenant={TENANT}",
         parameters={
@@ -76,7 +87,7 @@ async def test_get_renders_path_query_and_context_headers(http: httpx.AsyncClien
 
 
 async def test_path_placeholders_are_fully_encoded(http: httpx.AsyncClient, tool_api: ToolApi) -> None:
-    ex = ToolExecutor(http, allowed_hosts=["127.0.0.1"])
+    ex = ToolExecutor(http)
     spec = tool(tool_api.url + "/orders/{order_id}", parameters={"type": "object"})
     await ex.execute(spec, {"order_id": "../../admin?x=1#frag"}, CTX)
     req = tool_api.requests[-1]
@@ -88,7 +99,7 @@ async def test_path_placeholders_are_fully_encoded(http: httpx.AsyncClient, tool
 
 
 async def test_model_cannot_override_call_context(http: httpx.AsyncClient, tool_api: ToolApi) -> None:
-    ex = ToolExecutor(http, allowed_hosts=["127.0.0.1"])
+    ex = ToolExecutor(http)
     spec = tool(
         tool_api.url + "/echo",
         method="POST",
@@ -102,7 +113,7 @@ async def test_model_cannot_override_call_context(http: httpx.AsyncClient, tool_
 
 
 async def test_body_template_keeps_json_types(http: httpx.AsyncClient, tool_api: ToolApi) -> None:
-    ex = ToolExecutor(http, allowed_hosts=["127.0.0.1"])
+    ex = ToolExecutor(http)
     spec = tool(
         tool_api.url + "/echo",
         method="POST",
@@ -120,7 +131,7 @@ async def test_body_template_keeps_json_types(http: httpx.AsyncClient, tool_api:
 
 
 async def test_invalid_arguments_never_reach_the_api(http: httpx.AsyncClient, tool_api: ToolApi) -> None:
-    ex = ToolExecutor(http, allowed_hosts=["127.0.0.1"])
+    ex = ToolExecutor(http)
     result = await ex.execute(tool(tool_api.url + "/orders/{order_id}"), {"order_id": "abc"}, CTX)
     assert not result.ok and result.outcome == "invalid_args"
     assert result.content.startswith("invalid arguments: order_id: 'abc' does not match")
@@ -130,7 +141,7 @@ async def test_invalid_arguments_never_reach_the_api(http: httpx.AsyncClient, to
 
 
 async def test_errors_come_back_as_short_results(http: httpx.AsyncClient, tool_api: ToolApi) -> None:
-    ex = ToolExecutor(http, allowed_hosts=["127.0.0.1"], max_response_bytes=1000)
+    ex = ToolExecutor(http, max_response_bytes=1000)
     free = {"type": "object"}
     r404 = await ex.execute(tool(tool_api.url + "/missing", parameters=free), {}, CTX)
     assert (r404.ok, r404.outcome, r404.status_code) == (False, "http_error", 404)
@@ -151,24 +162,113 @@ async def test_errors_come_back_as_short_results(http: httpx.AsyncClient, tool_a
     [
         ("http://169.254.169.254/latest/meta-data/", ["169.254.169.254"], "link-local"),
         ("http://metadata.google.internal/computeMetadata/v1/", [], "metadata"),
-        ("http://127.0.0.1:9/x", [], "loopback/private"),
-        ("http://localhost:9/x", [], "loopback/private"),
+        ("http://metadata/computeMetadata/v1/", [], "metadata"),
+        ("http://2852039166/latest/", [], "169.254.169.254"),
+        ("http://0xA9FEA9FE/latest/", [], "169.254.169.254"),
+        ("http://0251.0376.0251.0376/latest/", [], "169.254.169.254"),
+        ("http://[::ffff:169.254.169.254]/latest/", [], "link-local"),
+        ("http://[fd00:ec2::254]/latest/", ["fd00::/8"], "metadata"),
+        ("http://[fe80::1]/x", [], "link-local"),
+        ("http://169.254.169.254.nip.io/latest/", [], "169.254.169.254"),
         ("http://127.0.0.1:9/x", ["api.example.com"], "not in TOOL_ALLOWED_HOSTS"),
-        ("ftp://127.0.0.1/x", ["127.0.0.1"], "http(s)"),
-        ("http://{host}/x", ["127.0.0.1"], "host"),
+        ("http://127.0.0.1:9/x", ["10.0.0.0/8"], "not in TOOL_ALLOWED_HOSTS"),
+        ("ftp://127.0.0.1/x", [], "http(s)"),
+        ("http://{host}/x", [], "host"),
     ],
 )
-async def test_host_policy_refuses(
-    http: httpx.AsyncClient, url: str, allowed: list[str], reason: str
+async def test_host_policy_refuses_and_the_model_only_hears_refused(
+    url: str, allowed: list[str], reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ex = ToolExecutor(http, allowed_hosts=allowed)
-    result = await ex.execute(tool(url, parameters={"type": "object"}), {"host": "evil.example"}, CTX)
-    assert result.outcome == "blocked" and reason in result.content
+    policy = HostPolicy(allowed)
+    async with gateway_http(policy) as client:
+        ex = ToolExecutor(client, policy=policy)
+        result = await ex.execute(tool(url, parameters={"type": "object"}), {"host": "evil.example"}, CTX)
+    assert result.outcome == "blocked"
+    assert result.content == "error: request refused"  # no admin advice reaches the caller
+    assert result.detail is not None and reason in result.detail
+    assert reason in caplog.text and "channel=1795.1" in caplog.text
 
 
-async def test_allowlist_by_network(http: httpx.AsyncClient, tool_api: ToolApi) -> None:
-    ex = ToolExecutor(http, allowed_hosts=["127.0.0.0/8"])
-    assert (await ex.execute(tool(tool_api.url + "/echo", parameters={"type": "object"}), {}, CTX)).ok
+async def test_internal_hosts_work_by_default(http: httpx.AsyncClient, tool_api: ToolApi) -> None:
+    ex = ToolExecutor(http)
+    free = {"type": "object"}
+    assert (await ex.execute(tool(tool_api.url + "/echo", parameters=free), {}, CTX)).ok
+    by_name = tool_api.url.replace("127.0.0.1", "localhost") + "/echo"
+    assert (await ex.execute(tool(by_name, parameters=free), {}, CTX)).ok
+
+
+async def test_allowlist_restricts_names_by_their_resolved_addresses(tool_api: ToolApi) -> None:
+    by_name = tool_api.url.replace("127.0.0.1", "localhost") + "/echo"
+    free = {"type": "object"}
+    for allowed, outcome in ((["127.0.0.0/8"], "ok"), (["localhost"], "ok"), (["10.0.0.0/8"], "blocked")):
+        policy = HostPolicy(allowed)
+        async with gateway_http(policy) as client:
+            result = await ToolExecutor(client, policy=policy).execute(
+                tool(by_name, parameters=free), {}, CTX
+            )
+        assert result.outcome == outcome, (allowed, result)
+    assert result.content == "error: request refused"
+    assert result.detail is not None and "TOOL_ALLOWED_HOSTS" in result.detail
+    assert len(tool_api.requests) == 2
+
+
+class ScriptedDns(AbstractResolver):
+    """DNS stand-in: answers each lookup with the next address list, records names asked."""
+
+    def __init__(self, answers: list[list[str]]) -> None:
+        self.answers = list(answers)
+        self.lookups: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.lookups.append(host)
+        return [
+            ResolveResult(
+                hostname=host,
+                host=addr,
+                port=port,
+                family=socket.AF_INET6 if ":" in addr else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for addr in self.answers.pop(0)
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_dns_rebinding_never_reaches_the_metadata_address(tool_api: ToolApi) -> None:
+    """The address the client dials is the one the policy saw: one lookup per connection."""
+    dns = ScriptedDns(
+        [
+            ["93.184.215.14"],  # public
+            ["169.254.169.254"],  # rebound to the metadata service
+            ["93.184.215.14", "169.254.169.254"],  # both in one answer
+            ["127.0.0.1"],  # the internal API itself
+        ]
+    )
+    dialled: list[str] = []
+
+    def socket_factory(addr_info: Any) -> socket.socket:
+        family, type_, proto, _name, sockaddr = addr_info
+        dialled.append(sockaddr[0])
+        if sockaddr[0] != "127.0.0.1":
+            raise OSError("test: this address is never dialled for real")
+        return socket.socket(family, type_, proto)
+
+    policy = HostPolicy()
+    url = tool_api.url.replace("127.0.0.1", "orders.example.test") + "/echo"
+    async with gateway_http(policy, resolver=lambda: dns, socket_factory=socket_factory) as client:
+        ex = ToolExecutor(client, policy=policy)
+        outcomes = [
+            (await ex.execute(tool(url, parameters={"type": "object"}), {}, CTX)).outcome for _ in range(4)
+        ]
+    assert outcomes == ["connection_error", "blocked", "blocked", "ok"]
+    assert dns.lookups == ["orders.example.test"] * 4  # no separate check lookup
+    assert dialled == ["93.184.215.14", "127.0.0.1"]
+    assert len(tool_api.requests) == 1
 
 
 async def test_redirects_only_to_the_same_host() -> None:
@@ -199,10 +299,11 @@ async def test_redirects_only_to_the_same_host() -> None:
     await server.start()
     try:
         async with gateway_http() as client:
-            ex = ToolExecutor(client, allowed_hosts=["127.0.0.1"])
+            ex = ToolExecutor(client)
             free = {"type": "object"}
             away = await ex.execute(tool(server.url + "/away", parameters=free), {}, CTX)
-            assert away.outcome == "blocked" and "another host" in away.content
+            assert away.outcome == "blocked" and away.content == "error: request refused"
+            assert away.detail is not None and "another host" in away.detail
             here = await ex.execute(tool(server.url + "/here", parameters=free), {}, CTX)
             assert here.ok and here.content == "landed"
     finally:
@@ -236,3 +337,88 @@ def test_body_template_without_placeholders_is_unchanged(template: Any) -> None:
 def test_placeholder_in_host_is_refused() -> None:
     with pytest.raises(ToolBlocked):
         render_url("http://{tenant}.example.com/x", {"tenant": "a"})
+
+
+def _v4_spellings(value: int) -> st.SearchStrategy[str]:
+    """Every way `inet_aton(3)` (so getaddrinfo) reads `value`: parts in dec, oct, hex."""
+    octets = list(value.to_bytes(4, "big"))
+
+    def part(n: int, style: str) -> str:
+        return {"dec": str(n), "oct": "0" + format(n, "o"), "hex": "0x" + format(n, "x")}[style]
+
+    styles = st.sampled_from(["dec", "oct", "hex"])
+    four = st.lists(styles, min_size=4, max_size=4).map(
+        lambda s: ".".join(part(o, x) for o, x in zip(octets, s, strict=True))
+    )
+    three = st.tuples(styles, styles, styles).map(
+        lambda s: f"{part(octets[0], s[0])}.{part(octets[1], s[1])}.{part(value & 0xFFFF, s[2])}"
+    )
+    two = st.tuples(styles, styles).map(lambda s: f"{part(octets[0], s[0])}.{part(value & 0xFFFFFF, s[1])}")
+    one = styles.map(lambda s: part(value, s))
+    return st.one_of(four, three, two, one)
+
+
+def _v6_spellings(addr: ipaddress.IPv6Address) -> st.SearchStrategy[str]:
+    return st.sampled_from([addr.compressed, addr.exploded, addr.exploded.upper()]).map(lambda t: f"[{t}]")
+
+
+_LINK_LOCAL_V4 = st.integers(0xA9FE0000, 0xA9FEFFFF)
+
+
+@st.composite
+def metadata_hosts(draw: st.DrawFn) -> str:
+    """A URL host that means a link-local or metadata address, in one of its spellings."""
+    value = draw(_LINK_LOCAL_V4)
+    dotted = str(ipaddress.IPv4Address(value))
+    mapped = ipaddress.IPv6Address(0xFFFF00000000 | value)
+    nat64 = ipaddress.IPv6Address((0x64FF9B << 96) | value)
+    link_local_v6 = ipaddress.IPv6Address((0xFE80 << 112) | draw(st.integers(0, 2**64 - 1)))
+    kind = draw(
+        st.sampled_from(["v4", "mapped", "mapped-dotted", "nat64", "ll6", "ec2", "nip", "sslip", "hex"])
+    )
+    prefix = draw(st.sampled_from(["", "app.", "x-"]))
+    host = {
+        "v4": lambda: draw(_v4_spellings(value)),
+        "mapped": lambda: draw(_v6_spellings(mapped)),
+        "mapped-dotted": lambda: f"[::ffff:{dotted}]",
+        "nat64": lambda: draw(_v6_spellings(nat64)),
+        "ll6": lambda: draw(_v6_spellings(link_local_v6)),
+        "ec2": lambda: draw(_v6_spellings(ipaddress.IPv6Address("fd00:ec2::254"))),
+        "nip": lambda: f"{prefix.replace('x-', 'x.')}{dotted}.nip.io",
+        "sslip": lambda: f"{prefix.replace('.', '-')}{dotted.replace('.', '-')}.sslip.io",
+        "hex": lambda: f"{prefix}{value:08x}.nip.io",
+    }[kind]()
+    return draw(st.sampled_from([host, host.upper()])) + draw(st.sampled_from(["", "."]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(metadata_hosts())
+def test_metadata_is_refused_in_every_spelling(host: str) -> None:
+    url = f"http://{host}/latest/meta-data/"
+    assert url_host_refusal(url) is not None  # refused when the tool is saved
+    with pytest.raises(ToolBlocked):
+        HostPolicy().check_host(urlsplit(url).hostname or "")  # and before each request
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1).flatmap(lambda v: st.tuples(st.just(v), _v4_spellings(v))))
+def test_ipv4_spellings_read_as_libc_reads_them(case: tuple[int, str]) -> None:
+    value, spelled = case
+    assert parse_ipv4_loose(spelled) == ipaddress.IPv4Address(value)
+    assert socket.inet_aton(spelled) == value.to_bytes(4, "big")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])
+    .flatmap(
+        lambda net: st.integers(
+            int(ipaddress.IPv4Network(net).network_address), int(ipaddress.IPv4Network(net).broadcast_address)
+        )
+    )
+    .flatmap(_v4_spellings)
+)
+def test_internal_addresses_are_allowed_and_noted(host: str) -> None:
+    HostPolicy().check_host(host)
+    assert url_host_refusal(f"http://{host}:8080/orders") is None
+    assert internal_url_host(f"http://{host}:8080/orders") == host.lower()

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     # --- HTTP tools ------------------------------------------------------------------
     tool_default_timeout_seconds: float = 5.0
     tool_max_response_bytes: int = 8192
+    # Optional allow-list (names, IPs, CIDRs); empty allows public and internal hosts.
+    # Link-local/metadata are always refused (app.services.agent.host_policy).
     tool_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # --- Logging ---------------------------------------------------------------------

@@ -22,14 +22,21 @@ Differences from httpx's default transport that callers must know:
   refused → `httpx.ConnectError`, closed without an answer → `httpx.RemoteProtocolError`,
   timeouts → `httpx.ConnectTimeout` / `httpx.ReadTimeout`;
 * the ``pool`` timeout bounds aiohttp's whole connect step, ``connect`` its socket connect,
-  ``read`` each socket read; ``write`` is not applied.
+  ``read`` each socket read; ``write`` is not applied;
+* a client may bring its own DNS resolver (`create_http_client(resolver=...)`): the HTTP
+  tools' client uses one that checks every resolved address, so it connects only to
+  addresses that were checked (`app.services.agent.host_policy`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import aiohttp
 import httpx
 from aiohttp import ClientTimeout
+from aiohttp.abc import AbstractResolver
 from httpx_aiohttp.transport import AiohttpResponseStream, AiohttpTransport
 from yarl import URL
 
@@ -67,7 +74,55 @@ class ExactUrlTransport(AiohttpTransport):
     the URL is given to aiohttp as ``yarl.URL(..., encoded=True)``, so it is not
     re-quoted (see the module notes). No proxy support: httpx routes proxied requests
     to its own transport.
+
+    Args:
+        limits: connection pool limits.
+        resolver: builds the DNS resolver for the connector, called once inside the
+            running event loop; None for aiohttp's default resolver.
+        dns_cache: keep resolved addresses for 10 s (aiohttp's default); off, each
+            new connection resolves again through `resolver`.
+        socket_factory: aiohttp's hook that creates the socket for each address it
+            dials (``(family, type, proto, canonname, sockaddr)`` -> socket).
     """
+
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits,
+        resolver: Callable[[], AbstractResolver] | None = None,
+        dns_cache: bool = True,
+        socket_factory: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """Keep the connector options; the session is built on first use."""
+        super().__init__(limits=limits)
+        self._resolver_factory = resolver
+        self._dns_cache = dns_cache
+        self._socket_factory = socket_factory
+        self._resolver: AbstractResolver | None = None
+
+    def get_client(self) -> aiohttp.ClientSession:
+        """A new session whose connector has this transport's resolver and limits."""
+        if self._resolver_factory is None and self._dns_cache and self._socket_factory is None:
+            return super().get_client()
+        limit = self.limits.max_connections
+        if self._resolver_factory is not None:
+            self._resolver = self._resolver_factory()
+        connector = aiohttp.TCPConnector(
+            keepalive_timeout=self.limits.keepalive_expiry,
+            ssl=self.ssl_context,
+            limit=limit if limit is not None else 100,
+            resolver=self._resolver,
+            use_dns_cache=self._dns_cache,
+            socket_factory=self._socket_factory,
+        )
+        return aiohttp.ClientSession(connector=connector)
+
+    async def aclose(self) -> None:
+        """Close the session, then the resolver (aiohttp leaves a given resolver open)."""
+        await super().aclose()
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` on the aiohttp session (created on first use).
@@ -123,6 +178,9 @@ def create_http_client(
     max_connections: int,
     base_url: str = "",
     auth: httpx.Auth | None = None,
+    resolver: Callable[[], AbstractResolver] | None = None,
+    dns_cache: bool = True,
+    socket_factory: Callable[[Any], Any] | None = None,
 ) -> httpx.AsyncClient:
     """One shared `httpx.AsyncClient` on aiohttp's transport, redirects off.
 
@@ -132,6 +190,9 @@ def create_http_client(
             for a free one (bounded by ``timeout.pool``; None waits for ever).
         base_url: prefix for relative request URLs ('' for none).
         auth: credentials sent with every request, e.g. `httpx.BasicAuth`.
+        resolver: builds the connector's DNS resolver (see `ExactUrlTransport`).
+        dns_cache: keep resolved addresses for 10 s (see `ExactUrlTransport`).
+        socket_factory: aiohttp's socket hook (see `ExactUrlTransport`).
 
     The aiohttp session is created on first use, inside the running event loop;
     close the client with ``await client.aclose()``.
@@ -143,5 +204,7 @@ def create_http_client(
         timeout=timeout,
         follow_redirects=False,
         limits=limits,
-        transport=ExactUrlTransport(limits=limits),
+        transport=ExactUrlTransport(
+            limits=limits, resolver=resolver, dns_cache=dns_cache, socket_factory=socket_factory
+        ),
     )

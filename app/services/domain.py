@@ -177,6 +177,8 @@ class ToolResult:
         latency_ms: wall time of the HTTP exchange, in ms.
         outcome: ``ok``, ``invalid_args``, ``http_error``, ``timeout``,
             ``connection_error``, ``blocked``.
+        detail: why it failed, for admins only (log, call log, tool test); never
+            shown to the model. None when there is nothing to add.
     """
 
     ok: bool
@@ -185,6 +187,7 @@ class ToolResult:
     status_code: int | None = None
     latency_ms: float = 0.0
     truncated: bool = False
+    detail: str | None = None
 
 
 @dataclass(slots=True)

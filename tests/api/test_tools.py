@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -9,10 +11,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from app.core.config import Settings
 from app.core.security import MASK
 from app.models import Tool
-from tests.api.conftest import tool_body
-from tests.conftest import state_of
+from app.testing.fake_llm import FakeLLMServer, TextReply, ToolCallReply
+from tests.api.conftest import make_client, tool_body
+from tests.api.test_ui_pages import csrf
+from tests.conftest import run_gateway, state_of
 from tests.utils import ToolApi
 
 
@@ -67,6 +72,14 @@ async def test_prompt_links_tools_by_name(client: httpx.AsyncClient, tool_api: T
         ({"url": "file:///etc/passwd"}, "url", "http"),
         ({"url": "https://example.com/orders/{order}"}, "url", "{order} is not a parameter"),
         ({"url": "https://example.com/{"}, "url", "placeholder"),
+        ({"url": "http://169.254.169.254/latest/meta-data/"}, "url", "link-local or cloud metadata"),
+        ({"url": "http://metadata.google.internal/computeMetadata/v1/"}, "url", "cloud metadata"),
+        ({"url": "http://2852039166/latest/"}, "url", "169.254.169.254"),
+        ({"url": "http://0xA9FEA9FE/latest/"}, "url", "169.254.169.254"),
+        ({"url": "http://0251.0376.0251.0376/latest/"}, "url", "169.254.169.254"),
+        ({"url": "http://[::ffff:169.254.169.254]/latest/"}, "url", "link-local or cloud metadata"),
+        ({"url": "http://[fd00:ec2::254]/latest/"}, "url", "link-local or cloud metadata"),
+        ({"url": "http://169.254.169.254.nip.io/latest/"}, "url", "169.254.169.254"),
         ({"headers": {"X-Count": 5}}, "headers.X-Count", "must be a string"),
         ({"headers": {"Bad Name": "x"}}, "headers.Bad Name", "HTTP token"),
         ({"name": "has space"}, "name", "pattern"),
@@ -206,3 +219,81 @@ async def test_tool_test_reports_invalid_args_and_truncation(
 async def test_tool_test_of_unknown_tool_is_404(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/v1/tools/999/test", json={"args": {}})
     assert response.status_code == 404
+
+
+async def test_metadata_url_is_refused_when_patched_too(client: httpx.AsyncClient, tool_api: ToolApi) -> None:
+    tool = await create(client, tool_body(tool_api.url + "/orders/{order_id}"))
+    response = await client.patch(f"/api/v1/tools/{tool['id']}", json={"url": "http://[fe80::1]/x"})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "url"
+    assert (await client.get(f"/api/v1/tools/{tool['id']}")).json()["url"] == tool["url"]
+
+
+async def test_internal_tool_works_by_default_and_its_page_says_so(
+    api_settings: Callable[..., Settings], tool_api: ToolApi
+) -> None:
+    async with run_gateway(api_settings(tool_allowed_hosts=[])) as app, make_client(app) as client:
+        tool = await create(client, tool_body(tool_api.url + "/orders/{order_id}"))
+        result = (
+            await client.post(f"/api/v1/tools/{tool['id']}/test", json={"args": {"order_id": "42"}})
+        ).json()
+        assert result["outcome"] == "ok" and "shipped" in result["body"]
+        page = await client.get(f"/ui/tools/{tool['id']}")
+        assert "internal host" in page.text and "<code>127.0.0.1</code>" in page.text
+
+        public = await create(client, tool_body("https://api.example.com/orders/{order_id}", name="public"))
+        assert "internal host" not in (await client.get(f"/ui/tools/{public['id']}")).text
+
+
+async def test_ui_form_refuses_a_metadata_url_on_the_url_field(client: httpx.AsyncClient) -> None:
+    page = await client.get("/ui/tools/new")
+    form = {
+        "csrf_token": csrf(page.text),
+        "name": "imds",
+        "description": "",
+        "url": "http://0xA9FEA9FE/latest/meta-data/",
+        "method": "GET",
+        "args_location": "auto",
+        "timeout_seconds": "3",
+        "enabled": "on",
+        "parameters": '{"type": "object", "properties": {}}',
+        "headers": "",
+        "secret_headers": "",
+        "body_template": "",
+    }
+    response = await client.post("/ui/tools/new", data=form)
+    assert response.status_code == 422
+    assert 'id="url-error"' in response.text
+    assert "link-local or cloud metadata" in response.text
+    assert (await client.get("/api/v1/tools")).json()["total"] == 0
+
+
+async def test_refused_tool_tells_the_model_nothing_for_admins(
+    api_settings: Callable[..., Settings], fake_llm: FakeLLMServer, tool_api: ToolApi
+) -> None:
+    settings = api_settings(tool_allowed_hosts=["crm.example.internal"])
+    async with run_gateway(settings) as app, make_client(app) as client:
+        tool = await create(client, tool_body(tool_api.url + "/orders/{order_id}"))
+        await client.post(
+            "/api/v1/prompts", json={"name": "support", "content": "Help.", "tools": [tool["name"]]}
+        )
+        fake_llm.script(
+            "REFUSED-1",
+            [ToolCallReply([("check_order", {"order_id": "42"})]), TextReply("I could not look that up.")],
+        )
+        chat = (
+            await client.post(
+                "/api/v1/chat",
+                json={"message": "REFUSED-1 order 42?", "prompt_name": "support", "model": "openai"},
+            )
+        ).json()
+        seen_by_model = json.dumps(fake_llm.requests[-1].raw)
+        assert "error: request refused" in seen_by_model
+        assert "TOOL_ALLOWED_HOSTS" not in seen_by_model and "127.0.0.1" not in seen_by_model
+        call = (await client.get(f"/api/v1/calls/{chat['call_id']}")).json()
+        logged = call["turns"][0]["tool_calls"][0]
+        assert logged["outcome"] == "blocked" and logged["result"] == "error: request refused"
+        assert "TOOL_ALLOWED_HOSTS" in logged["detail"]
+        page = await client.get(f"/ui/calls/{chat['call_id']}")
+        assert "not shown to the model" in page.text and "TOOL_ALLOWED_HOSTS" in page.text
+    assert tool_api.requests == []

@@ -88,4 +88,5 @@ async def test_tool(
         latency_ms=round(result.latency_ms, 1),
         body=text[:TEST_BODY_MAX_CHARS],
         truncated=truncated,
+        detail=result.detail,
     )

@@ -31,6 +31,7 @@ from app.api.routes.common import AdminServiceDep
 from app.core.security import MASK
 from app.schemas import PromptCreate, ToolCreate, ToolRead
 from app.services.admin.service import AdminError, CallFilter, NotFound, gateway_status
+from app.services.agent.host_policy import internal_url_host
 from app.services.domain import CallContext
 from app.services.providers.llm.factory import PROVIDERS
 
@@ -507,6 +508,7 @@ def _tool_page(
             or {"args": _example_args(tool), "caller_id_number": "", "result": None, "error": None},
             "methods": ["GET", "POST", "PUT", "PATCH", "DELETE"],
             "locations": ["auto", "query", "json"],
+            "internal_host": internal_url_host(str(values.get("url") or "")),
         },
         status_code,
     )

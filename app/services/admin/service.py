@@ -52,6 +52,7 @@ from app.schemas import (
     TurnRead,
 )
 from app.services.agent.catalog import tool_spec_from_row
+from app.services.agent.host_policy import url_host_refusal
 from app.services.domain import ToolSpec
 
 if TYPE_CHECKING:
@@ -614,6 +615,8 @@ class AdminService:
         parameters = fields["parameters"]
         validate_parameters_schema(parameters)
         validate_url(fields["url"], parameters)
+        if (refusal := url_host_refusal(fields["url"])) is not None:
+            raise ValidationFailed("url", refusal)
         validate_headers(fields["headers"])
         for name in fields["secret_headers"]:
             if not isinstance(name, str) or not name:

@@ -69,7 +69,8 @@ class AgentResult:
         text: the final answer, as plain text.
         new_messages: this turn's messages (human, AI tool calls, tool results,
             final AI), to append to memory.
-        tool_calls: ``[{"id", "name", "args", "result", "outcome", "status_code", "latency_ms"}]``.
+        tool_calls: ``[{"id", "name", "args", "result", "outcome", "status_code", "latency_ms",
+            "detail"}]`` (``detail``: admin-only reason for a failure, see `ToolResult`).
         token_usage: summed ``input_tokens``/``output_tokens``/``total_tokens``, or None.
         llm_latency_ms: time spent inside chat model calls, in ms.
     """
@@ -187,6 +188,7 @@ class AiService:
                     "outcome": result.outcome,
                     "status_code": result.status_code,
                     "latency_ms": result.latency_ms,
+                    "detail": result.detail,
                 }
             )
             return result.content
@@ -304,6 +306,7 @@ def _tool_call_records(messages: list[BaseMessage], executed: list[dict[str, Any
                 "outcome": None,
                 "status_code": None,
                 "latency_ms": None,
+                "detail": None,
             }
             key = _args_key(call["name"], call["args"])
             for i, done in enumerate(pending):

@@ -9,9 +9,12 @@ The model controls only argument *values*:
   safe characters (``/``, ``?``, ``#`` and ``.`` included, so ``..`` cannot climb).
 * Call context (`{caller_id_number}`, `{uniqueid}`, ... see `CallContext`) beats
   a model argument of the same name.
-* The destination host is checked after DNS resolution: link-local and cloud
-  metadata addresses are always refused; loopback and private ranges only when
-  listed in `TOOL_ALLOWED_HOSTS`; when that list is set, only listed hosts pass.
+* The destination host goes through `HostPolicy` (`host_policy`): as written before
+  each request, and each resolved address inside the HTTP client's resolver, so the
+  address checked is the one connected to. Link-local and cloud metadata addresses
+  are always refused; loopback and private hosts are allowed; when
+  `TOOL_ALLOWED_HOSTS` is set, only listed hosts pass. The model is told only
+  "error: request refused"; the reason goes to the log and the call log (`detail`).
 * Redirects are followed only to the same scheme and host, at most 3 hops.
 * The body is read up to `TOOL_MAX_RESPONSE_BYTES` and cut there.
 * Non-2xx answers, timeouts and connection errors become short error results.
@@ -20,40 +23,29 @@ The model controls only argument *values*:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import re
-import socket
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
+from aiohttp.abc import AbstractResolver
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from app.core.http import create_http_client
 from app.core.metrics import Metrics
+from app.services.agent.host_policy import HostPolicy, ToolBlocked
 from app.services.domain import CallContext, ToolResult, ToolSpec
 
 logger = logging.getLogger(__name__)
 
 PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_METADATA_HOSTS = frozenset(
-    {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "instance-data.ec2.internal"}
-)
-_ALWAYS_BLOCKED_NETS = (
-    ipaddress.ip_network("169.254.0.0/16"),
-    ipaddress.ip_network("fe80::/10"),
-    ipaddress.ip_network("fd00:ec2::254/128"),
-    ipaddress.ip_network("100.100.100.200/32"),
-    ipaddress.ip_network("0.0.0.0/8"),
-)
 MAX_REDIRECTS = 3
-
-
-class ToolBlocked(Exception):
-    """The tool's destination is refused by the host policy."""
+REFUSED = "error: request refused"
 
 
 def _as_text(value: Any) -> str:
@@ -132,64 +124,45 @@ def validate_arguments(schema: dict[str, Any], args: dict[str, Any]) -> str | No
     return f"{where}: {error.message}"
 
 
-class HostPolicy:
-    """Decides whether a tool may call a host (checked after DNS resolution).
+def create_tool_http_client(
+    policy: HostPolicy,
+    *,
+    timeout: httpx.Timeout,
+    max_connections: int,
+    resolver: Callable[[], AbstractResolver] | None = None,
+    socket_factory: Callable[[Any], Any] | None = None,
+) -> httpx.AsyncClient:
+    """The HTTP tools' client: `create_http_client` whose DNS answers pass through `policy`.
+
+    Every new connection resolves its host through `policy.resolver` (no DNS cache),
+    so the address aiohttp dials is one the policy accepted.
 
     Args:
-        allowed_hosts: `TOOL_ALLOWED_HOSTS` entries: host names, IP addresses or
-            CIDR networks. Empty means any public host.
+        policy: the host policy (the same one given to `ToolExecutor`).
+        timeout: per-request timeouts, in seconds.
+        max_connections: most TCP connections open at once.
+        resolver: builds the resolver that does the lookups (aiohttp's default when
+            None); tests pass a DNS stand-in.
+        socket_factory: see `app.core.http.ExactUrlTransport`.
     """
-
-    def __init__(self, allowed_hosts: list[str]) -> None:
-        """Parse the allowlist."""
-        self._names: set[str] = set()
-        self._nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        for entry in allowed_hosts:
-            try:
-                self._nets.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                self._names.add(entry.lower().rstrip("."))
-        self._restrictive = bool(allowed_hosts)
-
-    def _listed(self, host: str, addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> bool:
-        if host in self._names:
-            return True
-        return bool(addresses) and all(any(a in net for net in self._nets) for a in addresses)
-
-    async def check(self, host: str, port: int) -> None:
-        """Resolve `host` and apply the policy.
-
-        Raises:
-            ToolBlocked: refused, with the reason.
-        """
-        host = host.lower().rstrip(".").strip("[]")
-        if host in _METADATA_HOSTS:
-            raise ToolBlocked(f"host {host} is a cloud metadata service")
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise ToolBlocked(f"host {host} does not resolve") from exc
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-        for addr in addresses:
-            if any(addr in net for net in _ALWAYS_BLOCKED_NETS):
-                raise ToolBlocked(f"host {host} resolves to link-local/metadata address {addr}")
-        listed = self._listed(host, addresses)
-        if self._restrictive and not listed:
-            raise ToolBlocked(f"host {host} is not in TOOL_ALLOWED_HOSTS")
-        internal = [a for a in addresses if a.is_loopback or a.is_private or a.is_reserved]
-        if internal and not listed:
-            raise ToolBlocked(
-                f"host {host} resolves to a loopback/private address; list it in TOOL_ALLOWED_HOSTS"
-            )
+    return create_http_client(
+        timeout=timeout,
+        max_connections=max_connections,
+        resolver=lambda: policy.resolver(resolver() if resolver is not None else None),
+        dns_cache=False,
+        socket_factory=socket_factory,
+    )
 
 
 class ToolExecutor:
     """Executes HTTP tools with one shared `httpx.AsyncClient`.
 
     Args:
-        http: the process's shared client (no base URL; redirects off).
+        http: the tools' client from `create_tool_http_client` (its resolver applies
+            the policy to resolved addresses; this class checks the host as written).
         max_response_bytes: body cap, in bytes.
-        allowed_hosts: `TOOL_ALLOWED_HOSTS`, see `HostPolicy`.
+        allowed_hosts: `TOOL_ALLOWED_HOSTS`, when `policy` is not given.
+        policy: the `HostPolicy` the client's resolver uses.
     """
 
     def __init__(
@@ -198,12 +171,13 @@ class ToolExecutor:
         *,
         max_response_bytes: int = 8192,
         allowed_hosts: list[str] | None = None,
+        policy: HostPolicy | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         """Keep the client and the limits."""
         self._http = http
         self._max_bytes = max_response_bytes
-        self._policy = HostPolicy(allowed_hosts or [])
+        self._policy = policy if policy is not None else HostPolicy(allowed_hosts or [])
         self._metrics = metrics
 
     def build_request(
@@ -279,23 +253,8 @@ class ToolExecutor:
                 status, text, truncated = await self._send(
                     method, url, headers, params, body, request_timeout=timeout
                 )
-        except ToolBlocked as exc:
-            logger.warning("tool=%s blocked: %s", tool.name, exc)
-            return self._done(tool, start, ToolResult(False, f"error: request refused ({exc})", "blocked"))
-        except (TimeoutError, httpx.TimeoutException):
-            return self._done(
-                tool,
-                start,
-                ToolResult(False, f"error: the tool did not answer within {timeout:g} s", "timeout"),
-            )
-        except httpx.HTTPError as exc:
-            return self._done(
-                tool,
-                start,
-                ToolResult(
-                    False, f"error: could not reach the tool API ({type(exc).__name__})", "connection_error"
-                ),
-            )
+        except (ToolBlocked, TimeoutError, httpx.HTTPError) as exc:
+            return self._done(tool, start, _failure(exc, timeout, tool, context))
         if 200 <= status < 300:
             content = text + (" …[truncated]" if truncated else "")
             return self._done(tool, start, ToolResult(True, content, "ok", status, truncated=truncated))
@@ -316,10 +275,7 @@ class ToolExecutor:
     ) -> tuple[int, str, bool]:
         origin = urlsplit(url)
         for _hop in range(MAX_REDIRECTS + 1):
-            target = urlsplit(url)
-            await self._policy.check(
-                target.hostname or "", target.port or (443 if target.scheme == "https" else 80)
-            )
+            self._policy.check_host(urlsplit(url).hostname or "")
             target_url = httpx.URL(url)
             if params:
                 target_url = target_url.copy_merge_params(params)
@@ -369,4 +325,31 @@ class ToolExecutor:
             status_code=result.status_code,
             latency_ms=round(latency_ms, 1),
             truncated=result.truncated,
+            detail=result.detail,
         )
+
+
+def _refusal(exc: BaseException) -> ToolBlocked | None:
+    """The `ToolBlocked` behind `exc` (the resolver's refusal arrives wrapped by aiohttp)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ToolBlocked):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _failure(exc: Exception, timeout: float, tool: ToolSpec, context: CallContext) -> ToolResult:
+    """The result the model sees for a failed request; admin detail kept apart."""
+    refused = _refusal(exc)
+    if refused is not None:
+        logger.warning("channel=%s tool=%s request refused: %s", context.channel_id, tool.name, refused)
+        return ToolResult(False, REFUSED, "blocked", detail=str(refused))
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return ToolResult(False, f"error: the tool did not answer within {timeout:g} s", "timeout")
+    return ToolResult(
+        False,
+        f"error: could not reach the tool API ({type(exc).__name__})",
+        "connection_error",
+        detail=str(exc) or type(exc).__name__,
+    )
