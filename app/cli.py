@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import uvicorn
 
+from app import __version__
 from app.core.config import Settings
 
 
@@ -210,10 +211,15 @@ async def _recent_turn_records(app: Any) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `ai-gateway` command."""
     parser = argparse.ArgumentParser(prog="ai-gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gateway (admin UI, API, ARI client)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve = sub.add_parser(
+        "serve",
+        help="run the gateway (admin UI, API, ARI client)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all interfaces)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port of the admin UI, API and probes")
     demo = sub.add_parser("demo", help="place a call through a fake Asterisk and print the result")
     demo.add_argument("--say", action="append", help="the caller's words (repeat for more turns)")
     demo.add_argument("--prompt", default="demo", help="AI_PROMPT_NAME (default: demo)")
