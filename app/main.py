@@ -26,6 +26,7 @@ from app.core.logging import configure_logging
 from app.core.metrics import Metrics
 from app.core.redis import create_redis
 from app.core.security import SecretBox
+from app.services.admin.dev_login import announce_dev_login, generate_dev_password
 from app.services.admin.login_limiter import LoginLimiter
 from app.services.agent.call_log import CallLogWriter
 from app.services.agent.catalog import Catalog
@@ -131,13 +132,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 "Run `make demo` for an offline demo with a local stand-in model."
             )
         if settings.admin_password_problem and settings.dev_mode:
-            state.admin_password = secrets.token_urlsafe(12)
+            state.admin_password = generate_dev_password()
             redact.add(state.admin_password)
-            logger.warning(
-                "DEV_MODE: %s; admin UI login for this run: %s / %s",
-                settings.admin_password_problem,
+            where = announce_dev_login(
                 settings.web_ui_username,
                 state.admin_password,
+                f"DEV_MODE: {settings.admin_password_problem}",
+            )
+            logger.warning(
+                "DEV_MODE: %s; admin login for this run: user %s, password shown on the console "
+                "and kept in %s (mode 0600)",
+                settings.admin_password_problem,
+                settings.web_ui_username,
+                where,
             )
         elif settings.admin_password_problem:
             logger.warning("admin UI and API disabled: %s", settings.admin_password_problem)
