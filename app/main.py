@@ -39,6 +39,7 @@ from app.services.providers.llm import ModelFactory
 from app.services.telephony.ari_client import AriClient, AriEventStream, create_ari_http_client
 from app.services.telephony.call_handler import CallHandler
 from app.services.telephony.claims import ChannelClaims
+from app.services.telephony.supervisor import supervise
 
 logger = logging.getLogger("app")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -138,6 +139,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 settings.web_ui_username,
                 state.admin_password,
                 f"DEV_MODE: {settings.admin_password_problem}",
+                path=settings.dev_admin_password_file,
             )
             logger.warning(
                 "DEV_MODE: %s; admin login for this run: user %s, password shown on the console "
@@ -179,7 +181,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 connected=connected,
             )
             state.ari, state.ari_events, state.call_handler = ari, events, handler
-            reader = asyncio.create_task(events.run(), name="ari-events")
+            reader = asyncio.create_task(
+                supervise(
+                    events.run,
+                    name="ARI event reader",
+                    on_crash=events.reader_crashed,
+                    min_backoff_s=settings.ari_reconnect_min_seconds,
+                    max_backoff_s=settings.ari_reconnect_max_seconds,
+                ),
+                name="ari-events",
+            )
 
             async def _stop_ari() -> None:
                 await handler.drain(settings.ai_turn_timeout_seconds + 5)
