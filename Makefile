@@ -1,5 +1,5 @@
 # Asterisk AI Gateway - the commands the README gives.
-.PHONY: install run demo test test-sqlite test-postgres lint typecheck bench bench-smoke ari-ops
+.PHONY: install run demo test test-sqlite test-postgres lint typecheck bench bench-smoke ari-ops screenshots
 
 PY := .venv/bin/python
 TEST_PG ?= postgresql://postgres@127.0.0.1:5432/test
@@ -19,6 +19,9 @@ test: install           ## the whole suite: SQLite, then the database tests agai
 	rm -f test-artifacts/suite.log
 	$(PY) -m pytest -q
 	TEST_DATABASE_URL=$(TEST_PG) $(PY) -m pytest -q -m "not browser" tests/test_call_path.py tests/test_call_log.py tests/test_catalog.py tests/api
+
+screenshots: install    ## refresh the README pictures in docs/screenshots/ (the browser tests, headless Chromium)
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q -m browser tests/browser
 
 lint: install
 	.venv/bin/ruff check app tests scripts benchmarks

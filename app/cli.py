@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import uvicorn
 
+from app import __version__
 from app.core.config import Settings
 
 
@@ -105,6 +106,27 @@ async def _seed_demo(app: Any, tool_url: str) -> None:
         await session.commit()
 
 
+def _demo_login(base: Settings, workdir: Path, overrides: dict[str, Any]) -> str:
+    """Give the demo a usable admin login; return how to log in (the password is never logged).
+
+    Without a strong `WEB_UI_PASSWORD`, a password is generated for this run, shown on
+    stderr and kept in `<workdir>/admin-password` (mode 0600).
+    """
+    if base.admin_password_problem is None:
+        return f"as {base.web_ui_username} with your WEB_UI_PASSWORD"
+    from app.services.admin.dev_login import announce_dev_login, generate_dev_password
+
+    password = generate_dev_password()
+    overrides["web_ui_password"] = password
+    where = announce_dev_login(
+        base.web_ui_username,
+        password,
+        f"demo: {base.admin_password_problem}",
+        path=workdir / "admin-password",
+    )
+    return f"as {base.web_ui_username} with the password shown above (also in {where})"
+
+
 async def _demo(args: argparse.Namespace) -> int:
     from app.main import create_app
     from app.testing.fake_ari import FakeAriServer
@@ -135,6 +157,7 @@ async def _demo(args: argparse.Namespace) -> int:
         model_label = "OFFLINE MODEL (local OpenAI-compatible stand-in; set OPENAI_API_KEY for OpenAI)"
     else:
         model_label = f"OpenAI {base.openai_model_name}"
+    login_note = _demo_login(base, workdir, overrides)
     settings = Settings(**overrides)
     app = create_app(settings)
     gateway_server, gateway_task, gateway_port = await _start_server(app, lifespan="on", port=args.port)
@@ -143,6 +166,7 @@ async def _demo(args: argparse.Namespace) -> int:
         await fake_ari.wait_for_ws(settings.asterisk_app_name, timeout=10)
         await _seed_demo(app, f"http://127.0.0.1:{tool_port}")
         print(f"Gateway:  http://127.0.0.1:{gateway_port}  (admin UI at /ui, API docs at /docs)")
+        print(f"Login:    {login_note}")
         print(f"Asterisk: fake ARI server at {fake_ari.ari_url}")
         print(f"Model:    {model_label}\n")
         for i, said in enumerate(args.say or ["Hi, can you check order 42 for me?"]):
@@ -174,7 +198,8 @@ async def _demo(args: argparse.Namespace) -> int:
             print("\nCall log (last turn):")
             print(json.dumps(calls, indent=2, default=str))
         if args.keep_running:
-            print("\nRunning; press Ctrl-C to stop.")
+            print(f"\nRunning; open http://127.0.0.1:{gateway_port}/ui and log in {login_note}.")
+            print("Press Ctrl-C to stop.", flush=True)
             await asyncio.Event().wait()
     finally:
         await _stop_server(gateway_server, gateway_task)
@@ -210,10 +235,15 @@ async def _recent_turn_records(app: Any) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `ai-gateway` command."""
     parser = argparse.ArgumentParser(prog="ai-gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gateway (admin UI, API, ARI client)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve = sub.add_parser(
+        "serve",
+        help="run the gateway (admin UI, API, ARI client)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all interfaces)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port of the admin UI, API and probes")
     demo = sub.add_parser("demo", help="place a call through a fake Asterisk and print the result")
     demo.add_argument("--say", action="append", help="the caller's words (repeat for more turns)")
     demo.add_argument("--prompt", default="demo", help="AI_PROMPT_NAME (default: demo)")

@@ -25,6 +25,7 @@ from app.core.logging import configure_logging
 from app.core.metrics import Metrics
 from app.core.redis import create_redis
 from app.core.security import SecretBox
+from app.services.admin.dev_login import announce_dev_login, generate_dev_password
 from app.services.admin.login_limiter import LoginLimiter
 from app.services.agent.call_log import CallLogWriter
 from app.services.agent.catalog import Catalog
@@ -38,6 +39,7 @@ from app.services.providers.llm import ModelFactory
 from app.services.telephony.ari_client import AriClient, AriEventStream, create_ari_http_client
 from app.services.telephony.call_handler import CallHandler
 from app.services.telephony.claims import ChannelClaims
+from app.services.telephony.supervisor import supervise
 
 logger = logging.getLogger("app")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -132,13 +134,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 "Run `make demo` for an offline demo with a local stand-in model."
             )
         if settings.admin_password_problem and settings.dev_mode:
-            state.admin_password = secrets.token_urlsafe(12)
+            state.admin_password = generate_dev_password()
             redact.add(state.admin_password)
-            logger.warning(
-                "DEV_MODE: %s; admin UI login for this run: %s / %s",
-                settings.admin_password_problem,
+            where = announce_dev_login(
                 settings.web_ui_username,
                 state.admin_password,
+                f"DEV_MODE: {settings.admin_password_problem}",
+                path=settings.dev_admin_password_file,
+            )
+            logger.warning(
+                "DEV_MODE: %s; admin login for this run: user %s, password shown on the console "
+                "and kept in %s (mode 0600)",
+                settings.admin_password_problem,
+                settings.web_ui_username,
+                where,
             )
         elif settings.admin_password_problem:
             logger.warning("admin UI and API disabled: %s", settings.admin_password_problem)
@@ -173,7 +182,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 connected=connected,
             )
             state.ari, state.ari_events, state.call_handler = ari, events, handler
-            reader = asyncio.create_task(events.run(), name="ari-events")
+            reader = asyncio.create_task(
+                supervise(
+                    events.run,
+                    name="ARI event reader",
+                    on_crash=events.reader_crashed,
+                    min_backoff_s=settings.ari_reconnect_min_seconds,
+                    max_backoff_s=settings.ari_reconnect_max_seconds,
+                ),
+                name="ari-events",
+            )
 
             async def _stop_ari() -> None:
                 await handler.drain(settings.ai_turn_timeout_seconds + 5)

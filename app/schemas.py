@@ -310,11 +310,17 @@ class HealthRead(BaseModel):
 
 
 class ReadinessRead(BaseModel):
-    """Readiness answer: the database and Redis must both be reachable."""
+    """Readiness answer: the database and Redis reachable, the Stasis application connected.
+
+    ARI counts only when ARI is enabled and `READYZ_REQUIRE_ARI` is true (the default).
+    """
 
     status: Literal["ready", "not_ready"]
     database: ComponentStatus
     redis: ComponentStatus
+    ari: ComponentStatus | None = Field(
+        default=None, description="The ARI event WebSocket; absent when it does not count."
+    )
 
 
 # --- Chat -------------------------------------------------------------------------------

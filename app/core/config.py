@@ -7,6 +7,7 @@ Every name here is documented in `.env.example`. Nothing else in the project rea
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote
 
@@ -59,6 +60,8 @@ class Settings(BaseSettings):
     web_ui_password: SecretStr | None = None
     secret_key: SecretStr | None = None
     dev_mode: bool = False
+    #: Where a `DEV_MODE` run keeps its generated admin password (mode 0600).
+    dev_admin_password_file: Path = Path(".gateway-admin-password")
     login_max_failures: int = 10
     login_window_seconds: int = 300
 
@@ -72,6 +75,9 @@ class Settings(BaseSettings):
     ari_request_timeout_seconds: float = 5.0
     ari_reconnect_min_seconds: float = 0.5
     ari_reconnect_max_seconds: float = 30.0
+    #: `/readyz` answers 503 while the Stasis application is not connected (false: admin-only
+    #: deployments, where only the database and Redis count).
+    readyz_require_ari: bool = True
 
     # --- Call handling ---------------------------------------------------------------
     max_concurrent_calls: int = Field(default=100, ge=1)

@@ -52,6 +52,11 @@ class Metrics:
         self.ari_reconnects = Counter(
             "aigw_ari_reconnects", "ARI event WebSocket reconnect attempts.", registry=r
         )
+        self.ari_reader_restarts = Counter(
+            "aigw_ari_reader_restarts",
+            "ARI event reader task restarts after it ended on an unexpected exception.",
+            registry=r,
+        )
         self.channels_recovered = Counter(
             "aigw_channels_recovered",
             "Channels found parked in the Stasis application after a (re)connect and continued.",

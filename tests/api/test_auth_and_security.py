@@ -4,6 +4,7 @@ one error shape, security headers and the request body cap."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -92,10 +93,17 @@ async def test_weak_password_disables_admin_surface_with_503(api_settings: Calla
         assert (await c.get("/readyz")).status_code == 200
 
 
-async def test_missing_password_in_dev_mode_uses_generated_one(api_settings: Callable[..., Settings]) -> None:
-    async with run_gateway(api_settings(web_ui_password=None, dev_mode=True)) as app:
+async def test_missing_password_in_dev_mode_uses_generated_one(
+    api_settings: Callable[..., Settings], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept = tmp_path / "admin-password"
+    async with run_gateway(
+        api_settings(web_ui_password=None, dev_mode=True, dev_admin_password_file=kept)
+    ) as app:
         generated = app.state.gateway.admin_password
         assert generated
+        assert f"password: {generated}" in capsys.readouterr().err
+        assert kept.read_text().strip() == generated
         async with make_client(app, ("admin", generated)) as c:
             assert (await c.get("/api/v1/prompts")).status_code == 200
         async with make_client(app, ("admin", "")) as c:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,17 @@ from tests.conftest import TEST_ADMIN_PASSWORD, run_gateway
 from tests.utils import LoopbackServer
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+REPO = Path(__file__).resolve().parents[2]
+#: The README's pictures (tracked): refreshed only by `make screenshots` (UPDATE_SCREENSHOTS=1).
+README_SCREENSHOTS = REPO / "docs" / "screenshots"
+#: Where an ordinary test run puts its screenshots (git-ignored), so `make test` leaves the tree clean.
+TEST_SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+
+
+def screenshot_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """`docs/screenshots` when `UPDATE_SCREENSHOTS=1` (`make screenshots`), else `test-artifacts/screenshots`."""
+    return README_SCREENSHOTS if environ.get("UPDATE_SCREENSHOTS") == "1" else TEST_SCREENSHOTS
+
 
 pytestmark = pytest.mark.browser
 
@@ -79,6 +89,7 @@ async def admin_context(browser: Browser) -> AsyncIterator[BrowserContext]:
 
 @pytest.fixture
 def screenshots() -> Path:
-    """Where the README screenshots go."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
+    """Where this run's screenshots go (see `screenshot_dir`)."""
+    folder = screenshot_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -3,7 +3,8 @@
 Log in, create a tool with a JSON Schema (see a validation error, fix it), test it,
 create a prompt and make it the default, talk to it on "Try it" through the OpenAI
 stand-in so the tool gets called, then find the conversation in the call list with
-its transcript. Screenshots of the main pages go to `docs/screenshots/`.
+its transcript. Screenshots of the main pages go to `test-artifacts/screenshots/`
+(`make screenshots` writes them to `docs/screenshots/` for the README instead).
 """
 
 from __future__ import annotations

@@ -30,10 +30,15 @@ async def healthz() -> HealthRead:
 @router.get(
     "/readyz",
     response_model=ReadinessRead,
-    responses={503: {"model": ReadinessRead, "description": "Database or Redis unreachable."}},
+    responses={
+        503: {
+            "model": ReadinessRead,
+            "description": "Database or Redis unreachable, or the Stasis application not connected.",
+        }
+    },
 )
 async def readyz(gateway: GatewayDep) -> JSONResponse:
-    """Readiness: the database and Redis are reachable (public)."""
+    """Readiness: database and Redis reachable, Stasis application connected (public)."""
     result = await readiness(gateway)
     code = status.HTTP_200_OK if result.status == "ready" else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(result.model_dump(mode="json"), status_code=code)

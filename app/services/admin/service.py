@@ -944,8 +944,27 @@ async def gateway_status(gateway: GatewayState) -> StatusRead:
     )
 
 
+def check_ari(gateway: GatewayState) -> ComponentStatus | None:
+    """Whether the Stasis application is connected; None when ARI does not count for readiness.
+
+    It counts when `ARI_ENABLED` and `READYZ_REQUIRE_ARI` are both true.
+    """
+    settings = gateway.settings
+    if not (settings.ari_enabled and settings.readyz_require_ari):
+        return None
+    events = gateway.ari_events
+    if events is None:
+        return ComponentStatus(ok=False, error="ARI event reader not started")
+    if events.state == "connected":
+        return ComponentStatus(ok=True)
+    return ComponentStatus(
+        ok=False, error=f"Stasis application '{settings.asterisk_app_name}' not connected ({events.state})"
+    )
+
+
 async def readiness(gateway: GatewayState) -> ReadinessRead:
-    """Ready when both the database and Redis answer."""
+    """Ready when the database and Redis answer and (by default) the ARI WebSocket is connected."""
     database, redis = await asyncio.gather(check_database(gateway.engine), check_redis(gateway.redis))
-    ready = database.ok and redis.ok
-    return ReadinessRead(status="ready" if ready else "not_ready", database=database, redis=redis)
+    ari = check_ari(gateway)
+    ready = database.ok and redis.ok and (ari is None or ari.ok)
+    return ReadinessRead(status="ready" if ready else "not_ready", database=database, redis=redis, ari=ari)

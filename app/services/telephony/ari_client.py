@@ -402,6 +402,17 @@ class AriEventStream:
             await asyncio.sleep(delay)
         self._set_state("stopped")
 
+    def reader_crashed(self, exc: BaseException, delay_s: float) -> None:
+        """Record that `run()` ended on an unexpected exception and will restart in `delay_s` s.
+
+        Called by the supervisor (`app.services.telephony.supervisor.supervise`): the stream
+        counts as down (state ``reconnecting``, `/readyz` not ready) until the restart connects.
+        """
+        self.reconnects += 1
+        if self._metrics is not None:
+            self._metrics.ari_reader_restarts.inc()
+        self._set_state("reconnecting", f"(reader crashed: {type(exc).__name__}; restart in {delay_s:.2f}s)")
+
     async def stop(self) -> None:
         """Stop reconnecting and close the WebSocket (bounded by its close timeout)."""
         self._stopping = True

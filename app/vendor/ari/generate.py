@@ -103,7 +103,14 @@ def main(argv: list[str]) -> int:
     """
     spec_dir = Path(argv[0]) if argv else DEFAULT_SPEC_DIR
     output = Path(argv[1]) if len(argv) > 1 else DEFAULT_OUTPUT
-    operations = build_operations(spec_dir)
+    try:
+        operations = build_operations(spec_dir)
+    except FileNotFoundError:
+        sys.stderr.write(
+            f"ari-ops: no ARI spec files (*.json) in {spec_dir}; put Asterisk's "
+            "rest-api/api-docs there or pass the folder: python -m app.vendor.ari.generate SPEC_DIR\n"
+        )
+        return 2
     output.write_text(render(operations), encoding="utf-8")
     sys.stderr.write(f"wrote {len(operations)} operations to {output}\n")
     return 0
