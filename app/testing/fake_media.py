@@ -703,6 +703,7 @@ class FakeMedia:
         if chan.in_stasis:
             self.fake._leave_stasis(chan, set_status=True)
             events.append((chan.app, self.fake._event(chan.app, "StasisEnd", chan)))
+            events.append(self._stasis_status(chan))
         events.append(
             (
                 chan.app,
@@ -721,6 +722,11 @@ class FakeMedia:
             self.fake._dispatch(app, event)
         self.fake._maybe_destroy_app(chan.app)
         self.fake._notify()
+
+    def _stasis_status(self, chan: FakeChannel) -> tuple[str, dict[str, Any]]:
+        """``ChannelVarset STASISSTATUS=SUCCESS`` after the external channel's ``StasisEnd``."""
+        event = self.fake._event(chan.app, "ChannelVarset", chan, variable="STASISSTATUS", value="SUCCESS")
+        return chan.app, event
 
     def on_ari_hangup(self, chan: FakeChannel) -> _Deferred:
         """``DELETE /channels/{id}`` of an external channel: close 1000 and ``ChannelDestroyed``.
@@ -741,10 +747,11 @@ class FakeMedia:
         from app.testing.fake_ari import CAUSE_TEXT
 
         return [
+            self._stasis_status(chan),
             (
                 chan.app,
                 self.fake._event(chan.app, "ChannelDestroyed", chan, cause=16, cause_txt=CAUSE_TEXT[16]),
-            )
+            ),
         ]
 
 
