@@ -162,6 +162,7 @@ class MediaSession:
         close_code: Close code once closed (1000, 1009, ...), or ``None``.
         commands: Every control message received, parsed (``{"command": ...}``)
             or raw text for unparsable ones.
+        command_times: ``loop.time()`` (s) each of :attr:`commands` arrived.
         events_sent: Every control message the fake sent, parsed.
         binary_received: ``(loop.time() s, bytes)`` of every binary message received.
         dropped_messages: Binary messages dropped whole (queue ≥ 1000 frames).
@@ -179,6 +180,7 @@ class MediaSession:
     connected: bool = False
     close_code: int | None = None
     commands: list[Any] = field(default_factory=list)
+    command_times: list[float] = field(default_factory=list)
     events_sent: list[dict[str, Any]] = field(default_factory=list)
     binary_received: list[tuple[float, int]] = field(default_factory=list)
     dropped_messages: int = 0
@@ -238,6 +240,21 @@ class MediaSession:
             "bulk_media": self.buffering,
             "media_paused": self.paused,
         }
+
+    def command_times_of(self, name: str) -> list[float]:
+        """When control messages with ``command == name`` arrived.
+
+        Args:
+            name: e.g. ``"FLUSH_MEDIA"``.
+
+        Returns:
+            ``loop.time()`` values in s, in order.
+        """
+        return [
+            t
+            for t, c in zip(self.command_times, self.commands, strict=True)
+            if isinstance(c, dict) and c.get("command") == name
+        ]
 
     def commands_named(self, name: str) -> list[dict[str, Any]]:
         """Control messages received with ``command == name``.
@@ -555,11 +572,11 @@ class FakeMedia:
                         await session.transport.close(1009)
                     self.hangup_external(session, cause=38)
                     return
-                self._enqueue_audio(session, message)
+                await self._enqueue_audio(session, message)
             else:
                 await self._command(session, message)
 
-    def _enqueue_audio(self, session: MediaSession, data: bytes) -> None:
+    async def _enqueue_audio(self, session: MediaSession, data: bytes) -> None:
         session.binary_received.append((asyncio.get_running_loop().time(), len(data)))
         if session.queue_frames >= QUEUE_LIMIT_FRAMES:
             session.dropped_messages += 1
@@ -578,9 +595,10 @@ class FakeMedia:
             session.queue_frames += 1
         if session.queue_frames >= XOFF_LEVEL and not session.queue_full:
             session.queue_full = True
-            self._spawn(self.send_event(session, "MEDIA_XOFF"), session.tasks)
+            await self.send_event(session, "MEDIA_XOFF")
 
     async def _command(self, session: MediaSession, text: str) -> None:
+        session.command_times.append(asyncio.get_running_loop().time())
         if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
             session.commands.append(text)
             return  # ignored, with a warning in Asterisk's log
