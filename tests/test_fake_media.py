@@ -554,6 +554,33 @@ async def test_caller_hangup_leaves_external_channel_up_in_bridge(rig: Rig) -> N
     assert (await rig.http.get(f"/bridges/{call.bridge_id}")).status_code == 404
 
 
+async def test_asterisk_drops_media_socket_and_continue_leaves_bridge(rig: Rig) -> None:
+    """drop_connection closes the app's socket and hangs up the external channel; /continue leaves the bridge."""
+    call = await rig.call("server")
+    await rig.fake.media.drop_connection(call.external_id, code=1011)
+    assert call.media.reader is not None
+    await asyncio.wait_for(call.media.reader, 3)
+    assert call.media.conn.close_code == 1011
+    assert rig.fake.channels[call.external_id].hung_up
+    since = len(rig.fake.events)
+    continued = await rig.http.post(f"/channels/{call.chan.id}/continue")
+    assert continued.status_code == 204
+    await rig.fake.wait_until(lambda: len(rig.fake.events) >= since + 3)
+    kinds = [e["type"] for e in rig.events_for(call.chan.id, since)]
+    assert kinds[:3] == ["ChannelVarset", "ChannelLeftBridge", "StasisEnd"]
+    assert (await rig.http.get(f"/bridges/{call.bridge_id}")).json()["channels"] == []
+
+
+async def test_server_mode_never_connected_channel_is_destroyed(rig: Rig) -> None:
+    """Nobody connects to /media/<id>: the channel goes away after the wait, with no StasisStart."""
+    rig.fake.media.server_connect_timeout_s = 0.2
+    body = (await rig.external_media("server", "slin16")).json()
+    assert body["channelvars"]["MEDIA_WEBSOCKET_OPTIMAL_FRAME_SIZE"] == "640"
+    await rig.fake.wait_until(lambda: rig.fake.channels[body["id"]].hung_up, timeout=3)
+    assert [e["type"] for e in rig.events_for(body["id"])] == ["ChannelDestroyed"]
+    assert (await rig.http.get(f"/channels/{body['id']}")).status_code == 404
+
+
 # ---------------------------------------------------------------- playback and the caller's recording
 
 

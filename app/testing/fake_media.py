@@ -741,6 +741,24 @@ class FakeMedia:
         self.fake._maybe_destroy_app(chan.app)
         self.fake._notify()
 
+    async def drop_connection(self, channel_id: str, code: int = 1011, cause: int = 16) -> None:
+        """Drop an external channel's media WebSocket from Asterisk's side (a test's failure case).
+
+        Not captured on a real PBX: modelled on the captured app-side close
+        (the external channel hangs up and leaves the bridge; the caller stays).
+
+        Args:
+            channel_id: External channel id.
+            code: WebSocket close code sent to the application.
+            cause: Hangup cause of the external channel.
+
+        Raises:
+            KeyError: No media session for ``channel_id``.
+        """
+        session = self.sessions[channel_id]
+        await self._close(session, code)
+        self.hangup_external(session, cause=cause)
+
     def _stasis_status(self, chan: FakeChannel) -> tuple[str, dict[str, Any]]:
         """``ChannelVarset STASISSTATUS=SUCCESS`` after the external channel's ``StasisEnd``."""
         event = self.fake._event(chan.app, "ChannelVarset", chan, variable="STASISSTATUS", value="SUCCESS")
