@@ -6,7 +6,11 @@ socket (Starlette app served by uvicorn inside the current event loop):
 * the event WebSocket ``GET /ari/events?app=...`` (``events.json`` eventWebsocket),
 * ``/ari/channels`` (list, get, hangup, continueInDialplan, answer, ring,
   getChannelVar, setChannelVar, setChannelVars, getChannelVars),
-* ``/ari/applications`` (list, get) and ``/ari/asterisk`` (getInfo, ping).
+* ``/ari/applications`` (list, get) and ``/ari/asterisk`` (getInfo, ping),
+* bridges, ``play`` and playbacks (:mod:`app.testing.fake_bridges`),
+* ``/ari/channels/externalMedia`` over chan_websocket, client and server mode
+  (:mod:`app.testing.fake_media`, protocol in :mod:`app.testing.chan_websocket`);
+  a scripted caller for a placed call is :class:`app.testing.fake_caller.FakeCaller`.
 
 Event and response shapes are modelled on JSON captured from a real Asterisk
 (``tests/fixtures/ari_samples``); error codes and messages follow Asterisk's

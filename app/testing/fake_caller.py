@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import soxr  # type: ignore[import-untyped]
 
-from app.testing.fake_media import FRAME_BYTES, PTIME_MS, SAMPLE_RATE_HZ, SILENT_FRAME, MediaSession
+from app.testing.chan_websocket import FRAME_BYTES, PTIME_MS, SAMPLE_RATE_HZ, SILENT_FRAME, MediaSession
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -412,7 +412,7 @@ class FakeCaller:
             for session in self._sessions():
                 frames = frames_by_format[session.format]
                 if i < len(frames):
-                    await self.fake.media.send_audio(session, frames[i])
+                    await session.send_audio(frames[i])
                     self.frames_sent += 1
             next_at += PTIME_MS / 1000
             await asyncio.sleep(max(0.0, next_at - loop.time()))
@@ -489,7 +489,7 @@ class FakeCaller:
         if chan.in_stasis:
             self.fake._emit(chan.app, "ChannelDtmfReceived", chan, digit=digit, duration_ms=duration_ms)
         for session in self._sessions():
-            await self.fake.media.send_event(session, "DTMF_END", digit=digit)
+            await session.send_event("DTMF_END", digit=digit)
         self.fake._notify()
 
     async def hangup(self) -> None:

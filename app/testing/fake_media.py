@@ -15,284 +15,53 @@ and ``format`` ``ulaw`` or ``slin16`` creates an external channel and a
   second connection). The external channel stays ``Down`` and out of Stasis
   (``addChannel`` → 422) until then.
 
-The protocol facts come from a real Asterisk (``tests/fixtures/media/README.md``,
-derived from ``../shared/ari-samples/media/``): ``MEDIA_START`` first; the
-external channel's ``StasisStart`` (``args: []``, ``Up``) right after it; binary
-audio cut into ``optimal_frame_size`` frames (160 bytes ulaw, 640 slin16 = 20 ms)
-with the remainder of a message dropped unless ``START_MEDIA_BUFFERING`` is on;
-a queue played one item per 20 ms tick into the bridge; messages dropped whole
-while ≥ 1000 frames are queued; ``MEDIA_XOFF`` at 900 and ``MEDIA_XON`` below 800;
-``MARK_MEDIA`` answered when the tick reaches it; ``FLUSH_MEDIA`` dropping audio
-and marks; ``REPORT_QUEUE_DRAINED`` one shot; ``GET_STATUS``; ``HANGUP`` (close
-1000, cause 16); text frames over 128 bytes ignored; invalid JSON → ``ERROR``;
-binary messages over 65,531 bytes (client mode) / 65,527 (server mode) → close
-1009 and cause 38; the application closing the socket hangs the external channel
-up (cause 16), while a caller hang-up leaves it up, silent, in the bridge.
+The media WebSocket protocol itself (framing, the 20 ms playout queue, flow
+control, marks, buffering, errors) is :class:`app.testing.chan_websocket.MediaSession`.
+This module adds the ARI side, as captured on a real Asterisk
+(``tests/fixtures/media/README.md``): in client mode ``MEDIA_START`` first, then
+the external channel's ``ChannelStateChange`` (Up) and ``StasisStart``
+(``args: []``); in server mode ``StasisStart`` only once the application
+connected. The application closing the socket or sending ``HANGUP`` hangs the
+external channel up (cause 16: ``ChannelHangupRequest``, ``ChannelLeftBridge``,
+``StasisEnd``, ``ChannelDestroyed``); an oversized message too (close 1009,
+cause 38); ``DELETE /channels/{external}`` closes the socket with 1000. A caller
+hang-up leaves the external channel up, silent, in the bridge. Frames played by
+the queue reach the ears (:attr:`FakeMedia.frame_sinks`) of the channels bridged
+with the external channel, e.g. a :class:`app.testing.fake_caller.FakeCaller`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
 import uuid
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import websockets
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.asyncio.client import ClientConnection
+from starlette.websockets import WebSocket
 
 from app.testing.ari_spec import AriOperation
+from app.testing.chan_websocket import (
+    FRAME_BYTES,
+    FrameSink,
+    MediaSession,
+    _ClientTransport,
+    _ServerTransport,
+    _Transport,
+    parse_transport_data,
+)
 
 if TYPE_CHECKING:
     from app.testing.fake_ari import FakeAriServer, FakeChannel, _Deferred, _Handler
 
 logger = logging.getLogger(__name__)
 
-#: chan_websocket's playout tick and ``ptime``, in ms.
-PTIME_MS = 20
-#: Bytes of one 20 ms frame per format (``MEDIA_WEBSOCKET_OPTIMAL_FRAME_SIZE``).
-FRAME_BYTES = {"ulaw": 160, "slin16": 640}
-#: Sample rate per format, in Hz.
-SAMPLE_RATE_HZ = {"ulaw": 8000, "slin16": 16000}
-#: One silent frame per format (μ-law silence is 0xFF; slin is zeros).
-SILENT_FRAME = {"ulaw": b"\xff" * 160, "slin16": b"\x00" * 640}
-#: Queue limits in frames (``STATUS`` ``xoff_level``/``xon_level``; 1000 = 20 s).
-QUEUE_LIMIT_FRAMES = 1000
-XOFF_LEVEL = 900
-XON_LEVEL = 800
-#: Longest control text frame Asterisk reads, in bytes; longer ones are ignored.
-MAX_TEXT_BYTES = 128
-#: Largest binary payload (one WebSocket frame ≤ 65,535 bytes with its header):
-#: unmasked when the application is the server (client mode), masked otherwise.
-MAX_BINARY_BYTES = {"client": 65_531, "server": 65_527}
 #: websocket_client.conf ``connection_timeout`` + reconnects before cause 3, in s.
 CLIENT_GIVE_UP_S = 0.5
-
-_DIRECTIONS = ("both", "in", "out")
-
-
-class _Transport(Protocol):
-    async def send_text(self, text: str) -> None: ...
-    async def send_bytes(self, data: bytes) -> None: ...
-    async def receive(self) -> str | bytes | None: ...
-    async def close(self, code: int) -> None: ...
-
-
-class _ClientTransport:
-    """The fake is the WebSocket client (``connection_type=client``)."""
-
-    def __init__(self, conn: ClientConnection) -> None:
-        self.conn = conn
-
-    async def send_text(self, text: str) -> None:
-        await self.conn.send(text)
-
-    async def send_bytes(self, data: bytes) -> None:
-        await self.conn.send(data)
-
-    async def receive(self) -> str | bytes | None:
-        try:
-            return await self.conn.recv()
-        except websockets.ConnectionClosed:
-            return None
-
-    async def close(self, code: int) -> None:
-        await self.conn.close(code)
-
-
-class _ServerTransport:
-    """The fake is the WebSocket server (``connection_type=server``)."""
-
-    def __init__(self, ws: WebSocket) -> None:
-        self.ws = ws
-
-    async def send_text(self, text: str) -> None:
-        await self.ws.send_text(text)
-
-    async def send_bytes(self, data: bytes) -> None:
-        await self.ws.send_bytes(data)
-
-    async def receive(self) -> str | bytes | None:
-        try:
-            message = await self.ws.receive()
-        except (WebSocketDisconnect, RuntimeError):
-            return None
-        if message["type"] == "websocket.disconnect":
-            return None
-        if message.get("bytes") is not None:
-            return bytes(message["bytes"])
-        return str(message.get("text") or "")
-
-    async def close(self, code: int) -> None:
-        await self.ws.close(code)
-
-
-@dataclass
-class _Mark:
-    event: str
-    correlation_id: str | None = None
-
-
-#: Receives each frame the external channel plays into the bridge:
-#: ``(session, frame bytes, loop.time() in s)``.
-FrameSink = Callable[["MediaSession", bytes, float], None]
-
-
-@dataclass(eq=False)
-class MediaSession:
-    """The chan_websocket end of one external media channel.
-
-    Attributes:
-        channel: The external channel (``WebSocket/...``).
-        app: Stasis application of the channel.
-        format: ``"ulaw"`` or ``"slin16"``.
-        connection_type: ``"client"`` (fake connects) or ``"server"`` (app connects).
-        connection_id: ``MEDIA_WEBSOCKET_CONNECTION_ID``.
-        path: Request path the fake connected to (client mode), with query.
-        connected: True while the media WebSocket is open.
-        close_code: Close code once closed (1000, 1009, ...), or ``None``.
-        commands: Every control message received, parsed (``{"command": ...}``)
-            or raw text for unparsable ones.
-        command_times: ``loop.time()`` (s) each of :attr:`commands` arrived.
-        events_sent: Every control message the fake sent, parsed.
-        binary_received: ``(loop.time() s, bytes)`` of every binary message received.
-        dropped_messages: Binary messages dropped whole (queue ≥ 1000 frames).
-        dropped_bytes: Bytes lost because a message was not a whole number of frames.
-        played: ``(loop.time() s, frame)`` of every frame played out of the queue.
-    """
-
-    channel: FakeChannel
-    app: str
-    format: str
-    connection_type: str
-    connection_id: str
-    channel_variables: dict[str, str]
-    path: str = ""
-    connected: bool = False
-    close_code: int | None = None
-    commands: list[Any] = field(default_factory=list)
-    command_times: list[float] = field(default_factory=list)
-    events_sent: list[dict[str, Any]] = field(default_factory=list)
-    binary_received: list[tuple[float, int]] = field(default_factory=list)
-    dropped_messages: int = 0
-    dropped_bytes: int = 0
-    played: list[tuple[float, bytes]] = field(default_factory=list)
-    queue: deque[bytes | _Mark] = field(default_factory=deque)
-    queue_frames: int = 0
-    queue_full: bool = False
-    paused: bool = False
-    buffering: bool = False
-    leftover: bytearray = field(default_factory=bytearray)
-    report_drained: bool = False
-    direction: str = "both"
-    transport: _Transport | None = None
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    @property
-    def frame_bytes(self) -> int:
-        """Bytes per 20 ms frame (160 ulaw, 640 slin16)."""
-        return FRAME_BYTES[self.format]
-
-    @property
-    def max_binary_bytes(self) -> int:
-        """Largest binary message before close 1009 (65,531 client / 65,527 server mode)."""
-        return MAX_BINARY_BYTES[self.connection_type]
-
-    def media_start(self) -> dict[str, Any]:
-        """The ``MEDIA_START`` message (websocket-client-ulaw.json ``MEDIA_START``).
-
-        Returns:
-            Its JSON object.
-        """
-        return {
-            "event": "MEDIA_START",
-            "connection_id": self.connection_id,
-            "channel": self.channel.name,
-            "channel_id": self.channel.id,
-            "format": self.format,
-            "optimal_frame_size": self.frame_bytes,
-            "ptime": PTIME_MS,
-            "channel_variables": dict(self.channel_variables),
-        }
-
-    def status(self) -> dict[str, Any]:
-        """The ``STATUS`` reply to ``GET_STATUS``.
-
-        Returns:
-            Queue length in frames, levels, and the flags.
-        """
-        return {
-            "event": "STATUS",
-            "channel_id": self.channel.id,
-            "queue_length": self.queue_frames,
-            "xon_level": XON_LEVEL,
-            "xoff_level": XOFF_LEVEL,
-            "queue_full": self.queue_full,
-            "bulk_media": self.buffering,
-            "media_paused": self.paused,
-        }
-
-    def command_times_of(self, name: str) -> list[float]:
-        """When control messages with ``command == name`` arrived.
-
-        Args:
-            name: e.g. ``"FLUSH_MEDIA"``.
-
-        Returns:
-            ``loop.time()`` values in s, in order.
-        """
-        return [
-            t
-            for t, c in zip(self.command_times, self.commands, strict=True)
-            if isinstance(c, dict) and c.get("command") == name
-        ]
-
-    def commands_named(self, name: str) -> list[dict[str, Any]]:
-        """Control messages received with ``command == name``.
-
-        Args:
-            name: e.g. ``"FLUSH_MEDIA"``.
-
-        Returns:
-            The parsed messages, in order.
-        """
-        return [c for c in self.commands if isinstance(c, dict) and c.get("command") == name]
-
-    def events_named(self, name: str) -> list[dict[str, Any]]:
-        """Control messages sent with ``event == name``.
-
-        Args:
-            name: e.g. ``"MEDIA_XOFF"``.
-
-        Returns:
-            The messages, in order.
-        """
-        return [e for e in self.events_sent if e.get("event") == name]
-
-
-def parse_transport_data(value: str) -> dict[str, str]:
-    """Read the ``v(k=v,...)`` URI parameters of ``transport_data``.
-
-    Args:
-        value: e.g. ``"v(call_id=abc123,lang=en)f(plain-text)"``.
-
-    Returns:
-        ``{"call_id": "abc123", "lang": "en"}`` (the media connection's query string).
-    """
-    match = re.search(r"v\(([^)]*)\)", value)
-    if not match:
-        return {}
-    pairs = [p.split("=", 1) for p in match.group(1).split(",") if p]
-    return {k: v for k, *rest in pairs for v in [rest[0] if rest else ""]}
 
 
 class FakeMedia:
@@ -397,6 +166,8 @@ class FakeMedia:
             chan.variables.update({str(k): str(v) for k, v in variables.items()})
         chan.variables.update(channel_vars)
         session = MediaSession(chan, chan.app, fmt, connection_type, connection_id, channel_vars)
+        session.on_play = self._play
+        session.on_hangup = self.hangup_external
         self.sessions[chan.id] = session
         response_body = chan.to_json()
         response_body["channelvars"] = dict(channel_vars)
@@ -500,13 +271,13 @@ class FakeMedia:
         chan = session.channel
         if session.connection_type == "server":
             self._enter_stasis(session)
-            await self._send(session, session.media_start())
+            await session.send_message(session.media_start())
         else:
-            await self._send(session, session.media_start())
+            await session.send_message(session.media_start())
             self._enter_stasis(session)
-        ticker = self._spawn(self._tick_loop(session), session.tasks)
+        ticker = self._spawn(session.tick_loop(), session.tasks)
         try:
-            await self._read_loop(session)
+            await session.read_loop()
         finally:
             ticker.cancel()
             was_connected = session.connected
@@ -528,175 +299,13 @@ class FakeMedia:
 
     # ---------------------------------------------------------------- protocol
 
-    async def _send(self, session: MediaSession, message: dict[str, Any]) -> None:
-        session.events_sent.append(message)
-        if session.transport is None or not session.connected:
-            return
-        with contextlib.suppress(Exception):
-            await session.transport.send_text(json.dumps(message, separators=(",", ":")))
-
-    async def send_event(self, session: MediaSession, event: str, **fields: Any) -> None:
-        """Send a control message with ``channel_id`` to the application.
-
-        Args:
-            session: The media session.
-            event: e.g. ``"DTMF_END"``.
-            **fields: Extra fields, e.g. ``digit="1"``.
-        """
-        await self._send(session, {"event": event, "channel_id": session.channel.id, **fields})
-
-    async def send_audio(self, session: MediaSession, frame: bytes) -> None:
-        """Send one caller audio frame (binary) to the application.
-
-        Args:
-            session: The media session.
-            frame: Audio in the session's format (160 bytes ulaw, 640 slin16).
-        """
-        if session.transport is None or not session.connected:
-            return
-        with contextlib.suppress(Exception):
-            await session.transport.send_bytes(frame)
-
-    async def _read_loop(self, session: MediaSession) -> None:
-        assert session.transport is not None
-        while session.connected:
-            message = await session.transport.receive()
-            if message is None:
-                return
-            if isinstance(message, bytes):
-                if len(message) > session.max_binary_bytes:
-                    # "Cannot fit huge websocket frame" (websocket-endings.json oversize_65532).
-                    session.connected = False
-                    session.close_code = 1009
-                    with contextlib.suppress(Exception):
-                        await session.transport.close(1009)
-                    self.hangup_external(session, cause=38)
-                    return
-                await self._enqueue_audio(session, message)
-            else:
-                await self._command(session, message)
-
-    async def _enqueue_audio(self, session: MediaSession, data: bytes) -> None:
-        session.binary_received.append((asyncio.get_running_loop().time(), len(data)))
-        if session.queue_frames >= QUEUE_LIMIT_FRAMES:
-            session.dropped_messages += 1
-            return
-        size = session.frame_bytes
-        if session.buffering:
-            session.leftover.extend(data)
-            data = bytes(session.leftover)
-            whole = len(data) - len(data) % size
-            session.leftover = bytearray(data[whole:])
-            data = data[:whole]
-        else:
-            session.dropped_bytes += len(data) % size
-        for start in range(0, len(data) - size + 1, size):
-            session.queue.append(data[start : start + size])
-            session.queue_frames += 1
-        if session.queue_frames >= XOFF_LEVEL and not session.queue_full:
-            session.queue_full = True
-            await self.send_event(session, "MEDIA_XOFF")
-
-    async def _command(self, session: MediaSession, text: str) -> None:
-        session.command_times.append(asyncio.get_running_loop().time())
-        if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
-            session.commands.append(text)
-            return  # ignored, with a warning in Asterisk's log
-        try:
-            message = json.loads(text)
-        except ValueError:
-            message = None
-        if not isinstance(message, dict):
-            session.commands.append(text)
-            await self.send_event(session, "ERROR", error_text="Unable to parse JSON command")
-            return
-        session.commands.append(message)
-        await self._apply(session, str(message.get("command", "")), message)
-
-    async def _apply(self, session: MediaSession, command: str, message: dict[str, Any]) -> None:
-        correlation_id = message.get("correlation_id")
-        if command == "GET_STATUS":
-            await self._send(session, session.status())
-        elif command == "MARK_MEDIA":
-            session.queue.append(_Mark("MEDIA_MARK_PROCESSED", correlation_id))
-        elif command == "REPORT_QUEUE_DRAINED":
-            session.report_drained = True
-        elif command == "FLUSH_MEDIA":
-            session.queue.clear()
-            session.queue_frames = 0
-            session.leftover.clear()
-        elif command == "START_MEDIA_BUFFERING":
-            session.buffering = True
-        elif command == "STOP_MEDIA_BUFFERING":
-            session.buffering = False
-            if session.leftover:
-                session.queue.append(bytes(session.leftover))
-                session.queue_frames += 1
-                session.leftover.clear()
-            session.queue.append(_Mark("MEDIA_BUFFERING_COMPLETED", correlation_id))
-        elif command == "PAUSE_MEDIA":
-            session.paused = True
-        elif command == "CONTINUE_MEDIA":
-            session.paused = False
-        elif command == "SET_MEDIA_DIRECTION":
-            direction = message.get("direction")
-            if direction in _DIRECTIONS:
-                session.direction = str(direction)
-            else:
-                text = f"'{direction}' is not a valid direction for SET_MEDIA_DIRECTION.\n"
-                await self.send_event(session, "ERROR", error_text=text)
-        elif command == "HANGUP":
-            await self._close(session, 1000)
-            self.hangup_external(session, cause=16)
-        # ANSWER: the channel is already up. Unknown commands: a log warning only.
-
-    async def _tick_loop(self, session: MediaSession) -> None:
-        """chan_websocket's 20 ms timer: one queue item per tick (absolute schedule)."""
-        loop = asyncio.get_running_loop()
-        next_tick = loop.time() + PTIME_MS / 1000
-        while session.connected:
-            await asyncio.sleep(max(0.0, next_tick - loop.time()))
-            next_tick += PTIME_MS / 1000
-            if next_tick < loop.time() - 0.2:  # far behind (a stalled loop): do not burst
-                next_tick = loop.time() + PTIME_MS / 1000
-            await self._tick(session, loop.time())
-
-    async def _tick(self, session: MediaSession, now: float) -> None:
-        if session.report_drained and session.queue_frames == 0 and not session.queue:
-            session.report_drained = False
-            await self.send_event(session, "QUEUE_DRAINED")
-        if session.buffering and session.leftover and (session.paused or not session.queue):
-            # Buffering quirk: a tick with nothing to play emits the partial leftover.
-            session.queue.append(bytes(session.leftover))
-            session.queue_frames += 1
-            session.leftover.clear()
-        if not session.paused and session.queue:
-            item = session.queue.popleft()
-            if isinstance(item, _Mark):
-                fields = {} if item.correlation_id is None else {"correlation_id": item.correlation_id}
-                await self.send_event(session, item.event, **fields)
-            else:
-                session.queue_frames -= 1
-                self._play(session, item, now)
-        if session.queue_full and session.queue_frames < XON_LEVEL:
-            session.queue_full = False
-            await self.send_event(session, "MEDIA_XON")
-
     def _play(self, session: MediaSession, frame: bytes, now: float) -> None:
-        session.played.append((now, frame))
+        """Feed a played frame to the ears of the channels bridged with the external one."""
         for peer in self.fake.bridges.peers(session.channel.id):
             for sink in self.frame_sinks.get(peer.id, []):
                 sink(session, frame, now)
 
     # ---------------------------------------------------------------- endings
-
-    async def _close(self, session: MediaSession, code: int) -> None:
-        if session.transport is None or not session.connected:
-            return
-        session.connected = False
-        session.close_code = code
-        with contextlib.suppress(Exception):
-            await session.transport.close(code)
 
     def hangup_external(self, session: MediaSession, cause: int) -> None:
         """Hang the external channel up from the media side.
@@ -706,7 +315,7 @@ class FakeMedia:
         ``StasisEnd``, ``ChannelDestroyed``; the caller stays in the bridge.
 
         Args:
-            session: The media session.
+            session: The external channel's media session.
             cause: 16 (socket closed or ``HANGUP``) or 38 (oversized message).
         """
         chan = session.channel
@@ -756,7 +365,7 @@ class FakeMedia:
             KeyError: No media session for ``channel_id``.
         """
         session = self.sessions[channel_id]
-        await self._close(session, code)
+        await session.close(code)
         self.hangup_external(session, cause=cause)
 
     def _stasis_status(self, chan: FakeChannel) -> tuple[str, dict[str, Any]]:
@@ -777,7 +386,7 @@ class FakeMedia:
         if session is None:
             return []
         if session.connected:
-            self._spawn(self._close(session, 1000))
+            self._spawn(session.close(1000))
         else:
             session.close_code = session.close_code or 1000
         from app.testing.fake_ari import CAUSE_TEXT
