@@ -624,8 +624,13 @@ async def test_recording_gaps_and_talk_over(rig: Rig) -> None:
     assert recording.audio_stopped_after(talk) - talk < 0.3
     assert recording.heard_seconds() < 0.3 + 0.5
     assert recording.event_times("play_start") == [talk]
-    wav = recording.wav()
-    assert wav[:4] == b"RIFF" and len(wav) > 44
+    heard_only = recording.pcm(8000)
+    # ~0.3 s + ~0.2 s hole + ~0.1 s before the flush, at 8 kHz, 2 bytes a sample.
+    assert 0.45 <= len(heard_only) / 2 / 8000 <= 0.8
+    whole_call = recording.wav(both_sides=True)
+    assert whole_call[:4] == b"RIFF"
+    # The caller's 0.3 s runs past the agent's flushed answer, so the call is longer than what was heard.
+    assert (len(whole_call) - 44) / 2 / 16000 > len(heard_only) / 2 / 8000 + 0.1
 
 
 async def test_say_speaks_espeak_speech(rig: Rig) -> None:

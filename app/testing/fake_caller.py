@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
 import itertools
@@ -84,7 +85,7 @@ class HeardFrame:
         bytes_per_s = SAMPLE_RATE_HZ[self.format] * (1 if self.format == "ulaw" else 2)
         return len(self.payload) / bytes_per_s
 
-    @property
+    @functools.cached_property
     def is_speech(self) -> bool:
         """True when the frame is louder than :data:`SPEECH_RMS`."""
         return audioop.rms(_to_pcm(self.payload, self.format, None), 2) > SPEECH_RMS
@@ -119,10 +120,13 @@ class CallerRecording:
         events: What the caller did: ``(time, kind, detail)`` with kinds
             ``play_start``/``play_end`` (detail: seconds of audio), ``press``
             (digit), ``silence_start``/``silence_end``, ``hangup``, ``mark``.
+        said: What the caller said (slin16 frames with their send times),
+            whether or not a bridge carried it to the application.
     """
 
     frames: list[HeardFrame] = field(default_factory=list)
     events: list[tuple[float, str, Any]] = field(default_factory=list)
+    said: list[HeardFrame] = field(default_factory=list)
 
     def event_times(self, kind: str) -> list[float]:
         """Times of the caller's events of one kind.
@@ -241,36 +245,79 @@ class CallerRecording:
         Returns:
             PCM bytes (2 bytes per sample).
         """
-        out = bytearray()
-        cursor: float | None = None
-        for frame in self.frames:
-            if keep_gaps and cursor is not None and frame.time - cursor > PTIME_MS / 1000:
-                out.extend(b"\x00\x00" * int((frame.time - cursor) * sample_rate_hz))
-            out.extend(_to_pcm(frame.payload, frame.format, sample_rate_hz))
-            cursor = max(cursor or frame.time, frame.time) + frame.duration_s
-        return bytes(out)
+        if not keep_gaps:
+            return b"".join(pcm for _, pcm in _runs(self.frames, sample_rate_hz))
+        return _render([self.frames], sample_rate_hz)
 
-    def wav(self, path: Path | None = None, sample_rate_hz: int = 16000) -> bytes:
-        """Everything heard as a WAV file.
+    def wav(self, path: Path | None = None, sample_rate_hz: int = 16000, both_sides: bool = False) -> bytes:
+        """Everything heard (or the whole call) as a WAV file.
 
         Args:
             path: Where to write it, or ``None`` to only return the bytes.
             sample_rate_hz: Output rate in Hz.
+            both_sides: Mix in what the caller said, at the times it was said
+                (the whole call, as a listener on the line would hear it).
 
         Returns:
             The WAV file's bytes (16-bit mono).
         """
+        pcm = _render([self.frames, self.said], sample_rate_hz) if both_sides else self.pcm(sample_rate_hz)
         buf = io.BytesIO()
         with wave.open(buf, "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(sample_rate_hz)
-            w.writeframes(self.pcm(sample_rate_hz))
+            w.writeframes(pcm)
         data = buf.getvalue()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
         return data
+
+
+def _runs(frames: list[HeardFrame], rate_hz: int) -> list[tuple[float, bytes]]:
+    """Join back-to-back frames into runs, each resampled once: ``(start s, s16le PCM)``."""
+    runs: list[tuple[float, bytes]] = []
+    current: list[HeardFrame] = []
+
+    def flush() -> None:
+        if current:
+            native = b"".join(
+                _to_pcm(f.payload, f.format, SAMPLE_RATE_HZ[current[0].format]) for f in current
+            )
+            src = SAMPLE_RATE_HZ[current[0].format]
+            runs.append((current[0].time, native if src == rate_hz else _resample(native, src, rate_hz)))
+            current.clear()
+
+    for frame in frames:
+        if current and frame.time - (current[-1].time + current[-1].duration_s) > PTIME_MS / 1000:
+            flush()
+        current.append(frame)
+    flush()
+    return runs
+
+
+def _render(tracks: list[list[HeardFrame]], rate_hz: int) -> bytes:
+    """Place each track's runs at their times (from the earliest frame) and mix them."""
+    import numpy as np
+
+    track_runs = [_runs(track, rate_hz) for track in tracks]
+    starts = [start for runs in track_runs for start, _ in runs]
+    if not starts:
+        return b""
+    t0 = min(starts)
+    pieces: list[tuple[int, Any]] = []
+    for runs in track_runs:
+        track_end = 0
+        for start, pcm in runs:
+            samples = np.frombuffer(pcm, dtype=np.int16)
+            offset = max(int((start - t0) * rate_hz), track_end)  # a track's runs never overlap
+            pieces.append((offset, samples))
+            track_end = offset + len(samples)
+    out = np.zeros(max(offset + len(samples) for offset, samples in pieces), dtype=np.int32)
+    for offset, samples in pieces:
+        out[offset : offset + len(samples)] += samples
+    return bytes(np.clip(out, -32768, 32767).astype(np.int16).tobytes())
 
 
 def _to_pcm(payload: bytes, fmt: str, rate_hz: int | None) -> bytes:
@@ -409,6 +456,8 @@ class FakeCaller:
         for i in range(count):
             if self.channel.hung_up:
                 return
+            if i < len(frames_by_format["slin16"]):
+                self.recording.said.append(HeardFrame(loop.time(), "slin16", frames_by_format["slin16"][i]))
             for session in self._sessions():
                 frames = frames_by_format[session.format]
                 if i < len(frames):
