@@ -59,6 +59,7 @@ class AppMedia:
     conn: ClientConnection | ServerConnection
     texts: asyncio.Queue[dict[str, Any] | str] = field(default_factory=asyncio.Queue)
     binary: list[tuple[float, bytes]] = field(default_factory=list)
+    text_times: list[float] = field(default_factory=list)
     reader: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -72,6 +73,7 @@ class AppMedia:
                 if isinstance(message, bytes):
                     self.binary.append((loop.time(), message))
                 else:
+                    self.text_times.append(loop.time())
                     try:
                         await self.texts.put(json.loads(message))
                     except ValueError:
@@ -264,6 +266,23 @@ async def test_client_mode_handshake_media_start_and_bridge_events(rig: Rig, fmt
     assert got == want
     fetched = (await rig.http.get(f"/bridges/{bridge['id']}")).json()
     assert fetched["channels"] == [chan.id, body["id"]]
+
+
+async def test_client_mode_media_start_can_beat_the_rest_response(rig: Rig) -> None:
+    """connect_before_response: MEDIA_START and StasisStart happen before the POST returns."""
+    rig.fake.media.connect_before_response = True
+    loop = asyncio.get_running_loop()
+    request = asyncio.create_task(rig.external_media("client", "ulaw"))
+    answered: list[float] = []
+    request.add_done_callback(lambda _: answered.append(loop.time()))
+    media = await rig.accept()
+    start = await media.next_event()
+    assert start["event"] == "MEDIA_START"
+    response = await request
+    assert response.json()["id"] == start["channel_id"]
+    assert media.text_times[0] < answered[0]
+    stasis = [e for e in rig.events_for(start["channel_id"]) if e["type"] == "StasisStart"]
+    assert len(stasis) == 1
 
 
 async def test_server_mode_addchannel_422_until_app_connects(rig: Rig) -> None:

@@ -151,6 +151,7 @@ class MediaSession:
         dropped_messages: Binary messages dropped whole (queue ≥ 1000 frames).
         dropped_bytes: Bytes lost because a message was not a whole number of frames.
         played: ``(loop.time() s, frame)`` of every frame played out of the queue.
+        started: Set once ``MEDIA_START`` and the channel's ``StasisStart`` went out.
         on_play: Called with each frame played into the bridge (set by :mod:`app.testing.fake_media`).
         on_hangup: Called when the media side hangs the channel up, with the cause
             (16 after ``HANGUP`` or the application's close, 38 after an oversized message).
@@ -182,6 +183,7 @@ class MediaSession:
     direction: str = "both"
     transport: _Transport | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
     on_play: FrameSink | None = None
     on_hangup: Callable[[MediaSession, int], None] | None = None
 

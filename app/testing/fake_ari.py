@@ -1522,6 +1522,7 @@ async def _serve_forever(args: argparse.Namespace) -> None:
         apps_known=args.app or (),
         asterisk_version=args.asterisk_version,
         session_limit=args.session_limit,
+        websocket_clients=dict(item.split("=", 1) for item in args.websocket_client or ()),
     )
     await server.start(args.host, args.port)
     sys.stdout.write(f"fake ARI on {server.ari_url} (user {args.username})\n")
@@ -1547,6 +1548,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--asterisk-version", default="22.5.0")
     parser.add_argument("--session-limit", type=int, default=100)
     parser.add_argument("--app", action="append", help="application registered permanently")
+    parser.add_argument(
+        "--websocket-client",
+        action="append",
+        metavar="ID=URI",
+        help="websocket_client.conf entry for externalMedia client mode, e.g. media_connection1=ws://127.0.0.1:8765/media",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):

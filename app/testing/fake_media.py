@@ -74,6 +74,11 @@ class FakeMedia:
         server_connect_timeout_s: How long a server-mode external channel waits
             for the application to connect before it is destroyed (a real PBX
             waits about 31 s, the originate timeout).
+        connect_before_response: Client mode: finish the media handshake,
+            ``MEDIA_START`` and the external channel's ``StasisStart`` before the
+            REST response goes out. A real PBX connects during the POST and the
+            connection "can arrive before the application has processed the REST
+            response" (capture README, Gotchas); this makes that race certain.
 
     Attributes:
         sessions: Media sessions by external channel id.
@@ -86,9 +91,11 @@ class FakeMedia:
         fake: FakeAriServer,
         websocket_clients: dict[str, str] | None = None,
         server_connect_timeout_s: float = 31.0,
+        connect_before_response: bool = False,
     ) -> None:
         """Start with no sessions."""
         self.fake = fake
+        self.connect_before_response = connect_before_response
         self.websocket_clients = dict(websocket_clients or {})
         self.server_connect_timeout_s = server_connect_timeout_s
         self.sessions: dict[str, MediaSession] = {}
@@ -175,7 +182,9 @@ class FakeMedia:
             query = parse_transport_data(params.get("transport_data", ""))
             uri = self.websocket_clients[connection_id]
             url = f"{uri}?{urlencode(query)}" if query else uri
-            self._spawn(self._connect_client(session, url), session.tasks)
+            task = self._spawn(self._connect_client(session, url), session.tasks)
+            if self.connect_before_response:
+                await self._until_started(session, task)
         else:
             self._by_connection_id[connection_id] = session
             self._spawn(self._server_timeout(session), session.tasks)
@@ -264,6 +273,15 @@ class FakeMedia:
         session.path = websocket.url.path
         await self._run(session, _ServerTransport(websocket))
 
+    @staticmethod
+    async def _until_started(session: MediaSession, task: asyncio.Task[None]) -> None:
+        """Wait for the external channel's StasisStart, or the connection attempt to end."""
+        started = asyncio.ensure_future(session.started.wait())
+        try:
+            await asyncio.wait({started, task}, timeout=2, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            started.cancel()
+
     async def _run(self, session: MediaSession, transport: _Transport) -> None:
         """Own one open media WebSocket: MEDIA_START, StasisStart, ticks and reading."""
         session.transport = transport
@@ -275,6 +293,7 @@ class FakeMedia:
         else:
             await session.send_message(session.media_start())
             self._enter_stasis(session)
+        session.started.set()
         ticker = self._spawn(session.tick_loop(), session.tasks)
         try:
             await session.read_loop()
