@@ -204,7 +204,8 @@ class CallerRecording:
         ``[start, end]``. Frames paced at 20 ms arrive back to back; a gap is a
         stretch of at least ``min_gap_ms`` between the end of one frame and the
         arrival of the next (``"no_frames"``) or, with ``include_silence``, a run
-        of silent frames that long (``"silence"``).
+        of silent frames that long (``"silence"``). Arrival times are the fake's
+        20 ms ticks, so a stall of the event loop the fake runs in shows as a gap too.
 
         Args:
             start: Window start (s), or the first speech frame.
@@ -481,7 +482,10 @@ class FakeCaller:
             pcm, sample_rate_hz = read_wav(audio)
         else:
             pcm = audio
-        frames_by_format = {fmt: _frames(pcm, sample_rate_hz, fmt) for fmt in FRAME_BYTES}
+        # Resampling and G.711 run off the event loop, which the gateway may share.
+        frames_by_format = await asyncio.to_thread(
+            lambda: {fmt: _frames(pcm, sample_rate_hz, fmt) for fmt in FRAME_BYTES}
+        )
         count = max(len(f) for f in frames_by_format.values())
         seconds = len(pcm) / 2 / sample_rate_hz
         started = self._now()
