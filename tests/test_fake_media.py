@@ -600,6 +600,19 @@ async def test_server_mode_never_connected_channel_is_destroyed(rig: Rig) -> Non
     assert (await rig.http.get(f"/channels/{body['id']}")).status_code == 404
 
 
+async def test_server_mode_delete_before_connect(rig: Rig) -> None:
+    """DELETE of a server-mode channel nobody connected to: ChannelDestroyed; /media/<id> is then 404."""
+    body = (await rig.external_media("server", "ulaw")).json()
+    assert (await rig.http.delete(f"/channels/{body['id']}")).status_code == 204
+    await rig.fake.wait_until(
+        lambda: any(e["type"] == "ChannelDestroyed" for e in rig.events_for(body["id"]))
+    )
+    assert [e["type"] for e in rig.events_for(body["id"])] == ["ChannelDestroyed"]
+    with pytest.raises(websockets.InvalidStatus) as gone:
+        await rig.connect(body["channelvars"]["MEDIA_WEBSOCKET_CONNECTION_ID"])
+    assert gone.value.response.status_code == 404
+
+
 # ---------------------------------------------------------------- playback and the caller's recording
 
 

@@ -1199,8 +1199,10 @@ class FakeAriServer:
             deferred.extend(self.bridges.leave(chan))
             self._leave_stasis(chan, set_status=False)
             deferred.append((app, self._event(app, "StasisEnd", chan)))
-            deferred.extend(self.media.on_ari_hangup(chan))
+            deferred.extend(self.media.on_ari_hangup(chan, was_in_stasis=True))
             self._maybe_destroy_app(app)
+        else:
+            deferred.extend(self.media.on_ari_hangup(chan, was_in_stasis=False))
         chan.variables["HANGUPCAUSE"] = str(cause)
         chan.hung_up = True
         chan.left_stasis.set()

@@ -392,14 +392,17 @@ class FakeMedia:
         event = self.fake._event(chan.app, "ChannelVarset", chan, variable="STASISSTATUS", value="SUCCESS")
         return chan.app, event
 
-    def on_ari_hangup(self, chan: FakeChannel) -> _Deferred:
+    def on_ari_hangup(self, chan: FakeChannel, was_in_stasis: bool) -> _Deferred:
         """``DELETE /channels/{id}`` of an external channel: close 1000 and ``ChannelDestroyed``.
 
         Args:
             chan: The channel being hung up.
+            was_in_stasis: The channel was in Stasis (its media WebSocket had
+                connected); else it was still ``Down`` waiting for a connection.
 
         Returns:
-            ``ChannelDestroyed`` (cause 16) for an external channel, else nothing.
+            ``ChannelVarset STASISSTATUS`` (after Stasis) and ``ChannelDestroyed``
+            (cause 16) for an external channel; nothing for other channels.
         """
         session = self.sessions.get(chan.id)
         if session is None:
@@ -410,13 +413,10 @@ class FakeMedia:
             session.close_code = session.close_code or 1000
         from app.testing.fake_ari import CAUSE_TEXT
 
-        return [
-            self._stasis_status(chan),
-            (
-                chan.app,
-                self.fake._event(chan.app, "ChannelDestroyed", chan, cause=16, cause_txt=CAUSE_TEXT[16]),
-            ),
-        ]
+        destroyed = self.fake._event(chan.app, "ChannelDestroyed", chan, cause=16, cause_txt=CAUSE_TEXT[16])
+        return (
+            [self._stasis_status(chan), (chan.app, destroyed)] if was_in_stasis else [(chan.app, destroyed)]
+        )
 
 
 def _html(status: int, title: str, text: str) -> Response:
