@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.schemas import ErrorDetail, ErrorResponse
-from app.services.admin.service import AdminError, NameConflict, NotFound, ValidationFailed
+from app.services.admin.errors import AdminError, NameConflict, NotFound, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
