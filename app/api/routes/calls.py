@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from app.api.routes.common import CallId, CallServiceDep, Limit, Offset, errors
 from app.schemas import CallDetail, CallRead, Page
 from app.services.admin.calls import CallFilter
+from app.services.domain import TurnStatus
 
 router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
 @router.get("", response_model=Page[CallRead], responses=errors(422))
 async def list_calls(
     service: CallServiceDep,
-    status: Annotated[str | None, Query(max_length=20, description="AI_STATUS, e.g. OK.")] = None,
+    status: Annotated[TurnStatus | None, Query(description="The call's last `AI_STATUS`.")] = None,
     caller_id: Annotated[
         str | None, Query(max_length=80, description="Substring of caller ID number or name.")
     ] = None,

@@ -55,7 +55,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "The body could not be read.",
         401: "Missing or wrong credentials.",
         404: "No such entity.",
-        409: "The name is taken.",
+        409: "The name is taken, or the write would break stored state (e.g. deleting the default prompt).",
         413: "Request body too large.",
         422: "Invalid input; `field` names it.",
         503: "No usable admin password configured.",

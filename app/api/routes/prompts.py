@@ -53,10 +53,10 @@ async def update_prompt(prompt_id: PromptId, body: PromptUpdate, service: Prompt
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     response_model=None,
-    responses=errors(404, 422),
+    responses=errors(404, 409, 422),
 )
 async def delete_prompt(prompt_id: PromptId, service: PromptServiceDep) -> Response:
-    """Delete a prompt."""
+    """Delete a prompt (not the default one: make another prompt the default first)."""
     await service.delete_prompt(prompt_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -3,6 +3,15 @@
 Nothing under `app.services.admin` imports FastAPI: these exceptions carry the
 offending field and a message safe to show to an admin, and `app.api.errors`
 maps them to HTTP answers (422, 409, 404).
+
+```
+AdminError
+├── ValidationFailed        422
+├── Conflict                409
+│   ├── NameConflict
+│   └── DefaultPromptRequired
+└── NotFound                404
+```
 """
 
 from __future__ import annotations
@@ -35,7 +44,13 @@ class ValidationFailed(AdminError):
         super().__init__(message, field)
 
 
-class NameConflict(AdminError):
+class Conflict(AdminError):
+    """The write would clash with stored state (HTTP 409)."""
+
+    code = "conflict"
+
+
+class NameConflict(Conflict):
     """Another entity already has this name (HTTP 409)."""
 
     code = "name_conflict"
@@ -53,3 +68,16 @@ class NotFound(AdminError):
     def __init__(self, entity: str, key: object) -> None:
         """Describe the missing `entity` with id or name `key`."""
         super().__init__(f"{entity} {key} not found")
+
+
+class DefaultPromptRequired(Conflict):
+    """The default prompt cannot be deleted: calls that name no prompt need it (HTTP 409)."""
+
+    code = "default_prompt_required"
+
+    def __init__(self, name: str) -> None:
+        """Explain why the prompt called `name` must stay, and what to do instead."""
+        super().__init__(
+            f"{name!r} is the default prompt, used by every call that names no prompt; "
+            "make another prompt the default first"
+        )

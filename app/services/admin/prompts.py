@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from app.models import Prompt, Tool
 from app.schemas import PromptCreate, PromptRead, PromptUpdate
 from app.services.admin.base import AdminWriter, diff, escape_like, page
-from app.services.admin.errors import NameConflict, NotFound, ValidationFailed
+from app.services.admin.errors import DefaultPromptRequired, NameConflict, NotFound, ValidationFailed
 from app.services.admin.serializers import prompt_read
 
 
@@ -114,6 +114,9 @@ class PromptService(AdminWriter):
     async def update_prompt(self, prompt_id: int, data: PromptCreate | PromptUpdate) -> PromptRead:
         """Replace (`PromptCreate`) or patch (`PromptUpdate`, only fields sent) a prompt.
 
+        An update that changes nothing (``{}``, or the current values) writes nothing:
+        the version stays and no audit entry is added.
+
         Raises:
             NotFound: no such id.
             NameConflict: the new name is taken.
@@ -125,10 +128,20 @@ class PromptService(AdminWriter):
             fields: dict[str, Any] = data.model_dump()
         else:
             fields = data.model_dump(exclude_unset=True)
-            # null for a non-nullable field means "leave as is"
-            for key in ("name", "content", "is_default", "tools"):
-                if fields.get(key, 0) is None:
-                    del fields[key]
+        await self._apply(prompt, fields)
+        changes = diff(before, self._prompt_snapshot(prompt))
+        if not changes:
+            await self.session.rollback()
+            await self.session.refresh(prompt)
+            return prompt_read(prompt)
+        prompt.version = (prompt.version or 0) + 1
+        self._audit("update", "prompt", prompt.id, prompt.name, changes)
+        await self._commit("prompt", prompt.name)
+        await self.session.refresh(prompt)
+        return prompt_read(prompt)
+
+    async def _apply(self, prompt: Prompt, fields: dict[str, Any]) -> None:
+        """Set the `fields` sent on the prompt row (not yet flushed)."""
         if "name" in fields:
             await self._check_prompt_name(fields["name"], prompt.id)
             prompt.name = fields["name"]
@@ -144,46 +157,47 @@ class PromptService(AdminWriter):
             if fields["is_default"] and not prompt.is_default:
                 await self._clear_other_defaults(prompt.id)
             prompt.is_default = fields["is_default"]
-        prompt.version = (prompt.version or 0) + 1
-        changes = diff(before, self._prompt_snapshot(prompt))
-        self._audit("update", "prompt", prompt.id, prompt.name, changes)
-        await self._commit("prompt", prompt.name)
-        await self.session.refresh(prompt)
-        return prompt_read(prompt)
 
     async def set_default_prompt(self, prompt_id: int) -> PromptRead:
         """Make this prompt the default (the one used without `AI_PROMPT_NAME`).
 
+        Making the default prompt the default again writes nothing.
+
         Raises:
             NotFound: no such id.
         """
         prompt = await self._prompt(prompt_id)
+        if prompt.is_default:
+            return prompt_read(prompt)
         previous = await self.session.scalar(
             select(Prompt.name).where(Prompt.is_default.is_(True), Prompt.id != prompt.id)
         )
         await self._clear_other_defaults(prompt.id)
-        changed = not prompt.is_default
         prompt.is_default = True
-        if changed:
-            prompt.version = (prompt.version or 0) + 1
-        self._audit(
-            "set_default",
-            "prompt",
-            prompt.id,
-            prompt.name,
-            {"default_prompt": [previous, prompt.name]} if changed else {},
-        )
+        prompt.version = (prompt.version or 0) + 1
+        changes: dict[str, Any] = {"default_prompt": [previous, prompt.name]}
+        self._audit("set_default", "prompt", prompt.id, prompt.name, changes)
         await self._commit("prompt", prompt.name)
         await self.session.refresh(prompt)
         return prompt_read(prompt)
 
+    async def default_prompt_name(self) -> str | None:
+        """The name of the default prompt, or None when no prompt is the default."""
+        return await self.session.scalar(select(Prompt.name).where(Prompt.is_default.is_(True)).limit(1))
+
     async def delete_prompt(self, prompt_id: int) -> None:
-        """Delete a prompt.
+        """Delete a prompt that is not the default.
+
+        Calls that name no prompt run with the default one, so it stays until another
+        prompt is made the default.
 
         Raises:
             NotFound: no such id.
+            DefaultPromptRequired: it is the default prompt.
         """
         prompt = await self._prompt(prompt_id)
+        if prompt.is_default:
+            raise DefaultPromptRequired(prompt.name)
         snapshot = self._prompt_snapshot(prompt)
         self._audit("delete", "prompt", prompt.id, prompt.name, {k: [v, None] for k, v in snapshot.items()})
         await self.session.delete(prompt)

@@ -207,7 +207,9 @@ class ToolService(AdminWriter):
     async def update_tool(self, tool_id: int, data: ToolCreate | ToolUpdate) -> ToolRead:
         """Replace (`ToolCreate`) or patch (`ToolUpdate`, only fields sent) a tool.
 
-        Secret header values not sent again (or sent masked) are kept.
+        Secret header values not sent again (or sent masked) are kept. An update that
+        changes nothing (``{}``, or the current values) writes nothing: the version
+        stays and no audit entry is added.
 
         Raises:
             NotFound: no such id.
@@ -216,7 +218,35 @@ class ToolService(AdminWriter):
         """
         tool = await self._tool(tool_id)
         before = self._tool_snapshot(tool)
-        current: dict[str, Any] = {
+        current = self._fields(tool)
+        sent = data.model_dump() if isinstance(data, ToolCreate) else data.model_dump(exclude_unset=True)
+        merged = {**current, **sent}
+        self._validate_tool(merged)
+        if merged["name"] != tool.name:
+            await self._check_tool_name(merged["name"], tool.id)
+        stored_secret = tool_secret_names(current["headers"], current["secret_headers"])
+        headers, secret = self._merge_headers(
+            current["headers"], stored_secret, merged["headers"], merged["secret_headers"]
+        )
+        for key in current:
+            setattr(tool, key, merged[key])
+        tool.headers = headers
+        tool.secret_headers = secret
+        changes = self._public_changes(diff(before, self._tool_snapshot(tool)))
+        if not changes:
+            await self.session.rollback()
+            await self.session.refresh(tool)
+            return tool_read(tool)
+        tool.version = (tool.version or 0) + 1
+        self._audit("update", "tool", tool.id, tool.name, changes)
+        await self._commit("tool", tool.name)
+        await self.session.refresh(tool)
+        return tool_read(tool)
+
+    @staticmethod
+    def _fields(tool: Tool) -> dict[str, Any]:
+        """The stored values of the fields an update may send (headers as stored)."""
+        return {
             "name": tool.name,
             "description": tool.description,
             "parameters": tool.parameters or {},
@@ -229,38 +259,6 @@ class ToolService(AdminWriter):
             "timeout_seconds": tool.timeout_seconds,
             "enabled": tool.enabled,
         }
-        if isinstance(data, ToolCreate):
-            sent = data.model_dump()
-        else:
-            sent = data.model_dump(exclude_unset=True)
-            for key in list(sent):
-                if sent[key] is None and key != "body_template":
-                    del sent[key]
-        merged = {**current, **sent}
-        self._validate_tool(merged)
-        if merged["name"] != tool.name:
-            await self._check_tool_name(merged["name"], tool.id)
-        stored_secret = tool_secret_names(current["headers"], current["secret_headers"])
-        headers, secret = self._merge_headers(
-            current["headers"], stored_secret, merged["headers"], merged["secret_headers"]
-        )
-        tool.name = merged["name"]
-        tool.description = merged["description"]
-        tool.parameters = merged["parameters"]
-        tool.url = merged["url"]
-        tool.method = merged["method"]
-        tool.headers = headers
-        tool.secret_headers = secret
-        tool.args_location = merged["args_location"]
-        tool.body_template = merged["body_template"]
-        tool.timeout_seconds = merged["timeout_seconds"]
-        tool.enabled = merged["enabled"]
-        tool.version = (tool.version or 0) + 1
-        changes = self._public_changes(diff(before, self._tool_snapshot(tool)))
-        self._audit("update", "tool", tool.id, tool.name, changes)
-        await self._commit("tool", tool.name)
-        await self.session.refresh(tool)
-        return tool_read(tool)
 
     async def delete_tool(self, tool_id: int) -> None:
         """Delete a tool (prompts that used it lose it).

@@ -6,7 +6,7 @@ Shared by the REST API and the web UI (both go through `ToolService`).
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +17,10 @@ from jsonschema.validators import validator_for
 from app.core.security import MASK, is_secret_header
 from app.services.admin.errors import ValidationFailed
 
+#: Deepest nesting of JSON objects and arrays a tool's `parameters` schema may have.
+#: Real tool schemas stay under ten; the bound keeps jsonschema's recursive meta-schema
+#: check (and the executor's argument check) far from Python's recursion limit.
+MAX_SCHEMA_DEPTH = 32
 #: Placeholders every tool may use besides its own parameters (from `CallContext`).
 CONTEXT_PLACEHOLDERS = frozenset({"uniqueid", "channel_id", "caller_id_number", "caller_id_name"})
 _HEADER_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
@@ -42,6 +46,30 @@ def url_placeholders(url: str) -> list[str]:
     return names
 
 
+def json_depth(value: object) -> int:
+    """How deeply JSON objects and arrays nest in `value`, counted without recursion.
+
+    Args:
+        value: a decoded JSON value (dicts, lists, scalars).
+
+    Returns:
+        0 for a scalar, 1 for a flat object or array, one more per level inside.
+    """
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, Mapping):
+            children: Iterable[object] = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def validate_parameters_schema(schema: Mapping[str, Any]) -> None:
     """Check a tool's `parameters` against its JSON Schema meta-schema.
 
@@ -49,8 +77,16 @@ def validate_parameters_schema(schema: Mapping[str, Any]) -> None:
     named arguments, so the schema must describe an object.
 
     Raises:
-        ValidationFailed: not a valid schema, or not an object schema (field ``parameters``).
+        ValidationFailed: nested deeper than `MAX_SCHEMA_DEPTH`, not a valid schema, or not
+            an object schema (field ``parameters``).
     """
+    depth = json_depth(schema)
+    if depth > MAX_SCHEMA_DEPTH:
+        raise ValidationFailed(
+            "parameters",
+            f"the schema is nested {depth} levels deep; at most {MAX_SCHEMA_DEPTH} levels "
+            "of JSON objects and arrays are allowed",
+        )
     cls = validator_for(schema, default=Draft202012Validator)
     try:
         cls.check_schema(dict(schema))
@@ -58,6 +94,8 @@ def validate_parameters_schema(schema: Mapping[str, Any]) -> None:
         where = "/".join(str(p) for p in exc.path)
         at = f" at /{where}" if where else ""
         raise ValidationFailed("parameters", f"not a valid JSON Schema{at}: {exc.message}") from exc
+    except RecursionError as exc:  # a backstop: the depth bound above should make this unreachable
+        raise ValidationFailed("parameters", "the schema is nested too deeply to check") from exc
     if schema.get("type", "object") != "object":
         raise ValidationFailed("parameters", 'must be an object schema ("type": "object")')
     properties = schema.get("properties", {})

@@ -15,6 +15,7 @@ from app.api.routes.common import CallServiceDep
 from app.api.routes.ui.common import PAGE_SIZE, not_found, paging, render
 from app.services.admin.calls import CallFilter
 from app.services.admin.errors import NotFound
+from app.services.domain import TurnStatus
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -34,7 +35,7 @@ async def calls_list(
     gateway: GatewayDep,
     user: AdminUser,
     service: CallServiceDep,
-    status_filter: Annotated[str, Query(alias="status", max_length=20)] = "",
+    status_filter: Annotated[TurnStatus | Literal[""], Query(alias="status")] = "",
     caller_id: Annotated[str, Query(max_length=80)] = "",
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
@@ -68,7 +69,7 @@ async def calls_list(
             "total": total,
             "filters": query,
             "query": urlencode({k: v for k, v in query.items() if v}),
-            "statuses": ["OK", "NO_INPUT", "TIMEOUT", "ERROR", "BUSY"],
+            "statuses": [s.value for s in TurnStatus],
             **paging(page, total),
         },
     )

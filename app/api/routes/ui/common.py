@@ -20,21 +20,17 @@ from urllib.parse import urlencode
 from fastapi import HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from app.api.auth import csrf_token_valid, make_csrf_token
 from app.api.deps import GatewayDep
-from app.api.errors import field_from_loc
 from app.core.security import MASK
-from app.services.admin.errors import AdminError, NotFound
+from app.services.admin.errors import NotFound
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 #: Rows per page of the UI's lists.
 PAGE_SIZE = 25
-
-FieldErrors = dict[str, str]
 
 
 def pretty_json(value: Any) -> str:
@@ -133,28 +129,6 @@ def parse_json_field(text: str, *, expect_object: bool = False, required: bool =
     if expect_object and not isinstance(value, dict):
         raise JsonFieldError("must be a JSON object ({ ... })")
     return value
-
-
-def pydantic_errors(exc: ValidationError) -> FieldErrors:
-    """Schema errors as ``{form field: message}`` (the first error per field)."""
-    errors: FieldErrors = {}
-    for error in exc.errors():
-        path = field_from_loc(error.get("loc", ())) or "form"
-        top, _, rest = path.partition(".")
-        message = str(error.get("msg", "invalid value"))
-        if error.get("type") == "string_pattern_mismatch" and top == "name":
-            message = "use letters, digits, '-' and '_' only (no spaces)"
-        if top == "headers" and error.get("type") == "string_type":
-            message = "header value must be a string"
-        errors.setdefault(top, f"{rest}: {message}" if rest else message)
-    return errors
-
-
-def admin_errors(exc: AdminError) -> FieldErrors:
-    """A service error as ``{form field: message}``."""
-    field = exc.field or "form"
-    top, _, rest = field.partition(".")
-    return {top: f"{rest}: {exc.message}" if rest else exc.message}
 
 
 def paging(page: int, total: int) -> dict[str, Any]:

@@ -24,11 +24,12 @@ async def dashboard(
     tools: ToolServiceDep,
     calls_log: CallServiceDep,
 ) -> HTMLResponse:
-    """Dashboard: status and recent calls."""
+    """Dashboard: status, a warning when no prompt is the default, and recent calls."""
     status_now = await gateway_status(gateway)
     calls, total_calls = await calls_log.list_calls(CallFilter(), limit=10)
     _prompts, prompt_count = await prompts.list_prompts(limit=1)
     _tools, tool_count = await tools.list_tools(limit=1)
+    default_prompt = await prompts.default_prompt_name()
     return render(
         request,
         gateway,
@@ -41,5 +42,6 @@ async def dashboard(
             "total_calls": total_calls,
             "prompt_count": prompt_count,
             "tool_count": tool_count,
+            "default_prompt": default_prompt,
         },
     )

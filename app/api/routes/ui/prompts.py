@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
@@ -15,24 +15,32 @@ from app.api.deps import GatewayDep
 from app.api.routes.common import PromptServiceDep, ToolServiceDep
 from app.api.routes.ui.common import (
     PAGE_SIZE,
-    FieldErrors,
     JsonFieldError,
-    admin_errors,
     form_text,
     not_found,
     paging,
     parse_json_field,
     pretty_json,
-    pydantic_errors,
     read_form,
     redirect,
     render,
 )
-from app.schemas import PromptCreate
-from app.services.admin.errors import AdminError, NotFound
+from app.api.routes.ui.messages import FieldErrors, admin_errors, json_error, pydantic_errors
+from app.schemas import PROMPT_NAME_RULE, PromptCreate, PromptRead
+from app.services.admin.errors import AdminError, DefaultPromptRequired, NotFound
 from app.services.admin.tools import ToolService
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+
+#: The prompt form's labels (see `prompt_form.html`), used in its error messages.
+LABELS = {
+    "name": "Name",
+    "content": "System prompt",
+    "fallback_text": "Fallback text",
+    "tools": "Tools",
+    "metadata": "Metadata",
+    "is_default": "Default prompt",
+}
 
 
 @router.get("/prompts", response_class=HTMLResponse, response_model=None)
@@ -85,7 +93,7 @@ def _prompt_from_values(values: Mapping[str, Any]) -> tuple[PromptCreate | None,
     try:
         metadata = parse_json_field(str(values["metadata"]), expect_object=True)
     except JsonFieldError as exc:
-        errors["metadata"] = str(exc)
+        errors["metadata"] = json_error(LABELS["metadata"], str(exc))
     try:
         data = PromptCreate(
             name=values["name"],
@@ -96,7 +104,7 @@ def _prompt_from_values(values: Mapping[str, Any]) -> tuple[PromptCreate | None,
             is_default=bool(values["is_default"]),
         )
     except ValidationError as exc:
-        return None, {**pydantic_errors(exc), **errors}
+        return None, {**pydantic_errors(exc, LABELS, {"name": PROMPT_NAME_RULE}), **errors}
     return (None, errors) if errors else (data, errors)
 
 
@@ -122,6 +130,7 @@ async def _prompt_form_page(
             "values": values,
             "errors": errors,
             "all_tools": await tools.all_tool_names(),
+            "name_rule": PROMPT_NAME_RULE,
         },
         status_code,
     )
@@ -155,7 +164,7 @@ async def prompt_create(
         try:
             created = await service.create_prompt(data)
         except AdminError as exc:
-            errors = admin_errors(exc)
+            errors = admin_errors(exc, LABELS)
         else:
             return redirect(f"/ui/prompts/{created.id}", f"Prompt “{created.name}” created.")
     return await _prompt_form_page(
@@ -203,11 +212,11 @@ async def prompt_update(
         try:
             saved = await service.update_prompt(prompt_id, data)
         except AdminError as exc:
-            errors = admin_errors(exc)
+            errors = admin_errors(exc, LABELS)
         else:
-            return redirect(
-                f"/ui/prompts/{saved.id}", f"Prompt “{saved.name}” saved (version {saved.version})."
-            )
+            done = "saved" if saved.version != prompt.version else "unchanged"
+            notice = f"Prompt “{saved.name}” {done} (version {saved.version})."
+            return redirect(f"/ui/prompts/{saved.id}", notice)
     return await _prompt_form_page(
         request, gateway, user, tools, values=values, errors=errors, prompt=prompt, status_code=422
     )
@@ -226,15 +235,11 @@ async def prompt_make_default(
     return redirect("/ui/prompts", f"“{prompt.name}” is now the default prompt.")
 
 
-@router.get("/prompts/{prompt_id}/delete", response_class=HTMLResponse, response_model=None)
-async def prompt_delete_confirm(
-    prompt_id: int, request: Request, gateway: GatewayDep, user: AdminUser, service: PromptServiceDep
+def _delete_page(
+    request: Request, gateway: GatewayDep, user: str, prompt: PromptRead, status_code: int = 200
 ) -> HTMLResponse:
-    """Ask before deleting a prompt."""
-    try:
-        prompt = await service.get_prompt(prompt_id)
-    except NotFound as exc:
-        return not_found(request, gateway, user, exc)
+    """The confirmation page; for the default prompt it says why it cannot go instead."""
+    blocked = DefaultPromptRequired(prompt.name).message if prompt.is_default else None
     return render(
         request,
         gateway,
@@ -246,21 +251,36 @@ async def prompt_delete_confirm(
             "name": prompt.name,
             "action": f"/ui/prompts/{prompt.id}/delete",
             "back": f"/ui/prompts/{prompt.id}",
-            "warning": "Calls that name this prompt in AI_PROMPT_NAME will fail until it exists again."
-            + (" It is the default prompt." if prompt.is_default else ""),
+            "warning": "Calls that name this prompt in AI_PROMPT_NAME will fail until it exists again.",
+            "blocked": blocked,
         },
+        status_code,
     )
+
+
+@router.get("/prompts/{prompt_id}/delete", response_class=HTMLResponse, response_model=None)
+async def prompt_delete_confirm(
+    prompt_id: int, request: Request, gateway: GatewayDep, user: AdminUser, service: PromptServiceDep
+) -> HTMLResponse:
+    """Ask before deleting a prompt."""
+    try:
+        prompt = await service.get_prompt(prompt_id)
+    except NotFound as exc:
+        return not_found(request, gateway, user, exc)
+    return _delete_page(request, gateway, user, prompt)
 
 
 @router.post("/prompts/{prompt_id}/delete", response_class=HTMLResponse, response_model=None)
 async def prompt_delete(
     prompt_id: int, request: Request, gateway: GatewayDep, user: AdminUser, service: PromptServiceDep
 ) -> Response:
-    """Delete a prompt."""
+    """Delete a prompt (not the default one)."""
     await read_form(request, gateway, user)
     try:
         prompt = await service.get_prompt(prompt_id)
         await service.delete_prompt(prompt_id)
     except NotFound as exc:
         return not_found(request, gateway, user, exc)
+    except DefaultPromptRequired:
+        return _delete_page(request, gateway, user, prompt, status.HTTP_409_CONFLICT)
     return redirect("/ui/prompts", f"Prompt “{prompt.name}” deleted.")

@@ -17,24 +17,37 @@ from app.api.deps import GatewayDep
 from app.api.routes.common import ToolServiceDep
 from app.api.routes.ui.common import (
     PAGE_SIZE,
-    FieldErrors,
     JsonFieldError,
-    admin_errors,
     form_text,
     not_found,
     paging,
     parse_json_field,
     pretty_json,
-    pydantic_errors,
     read_form,
     redirect,
     render,
 )
-from app.schemas import ToolCreate, ToolRead
+from app.api.routes.ui.messages import FieldErrors, admin_errors, json_error, pydantic_errors
+from app.schemas import TOOL_NAME_RULE, ToolCreate, ToolRead
 from app.services.admin.errors import AdminError, NotFound
 from app.services.domain import CallContext
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+
+#: The tool form's labels (see `tool_form.html`), used in its error messages.
+LABELS = {
+    "name": "Name",
+    "enabled": "Enabled",
+    "description": "Description",
+    "method": "Method",
+    "url": "URL",
+    "parameters": "Parameters",
+    "headers": "Headers",
+    "secret_headers": "More secret headers",
+    "args_location": "Arguments go in",
+    "timeout_seconds": "Timeout",
+    "body_template": "Body template",
+}
 
 _DEFAULT_PARAMETERS = '{\n  "type": "object",\n  "properties": {},\n  "required": []\n}'
 
@@ -94,7 +107,7 @@ def _tool_from_values(values: Mapping[str, Any]) -> tuple[ToolCreate | None, Fie
         try:
             parsed[name] = parse_json_field(str(values[name]), expect_object=expect_object, required=required)
         except JsonFieldError as exc:
-            errors[name] = str(exc)
+            errors[name] = json_error(LABELS[name], str(exc))
     try:
         data = ToolCreate(
             name=values["name"],
@@ -110,7 +123,7 @@ def _tool_from_values(values: Mapping[str, Any]) -> tuple[ToolCreate | None, Fie
             body_template=parsed.get("body_template"),
         )
     except ValidationError as exc:
-        return None, {**pydantic_errors(exc), **errors}
+        return None, {**pydantic_errors(exc, LABELS, {"name": TOOL_NAME_RULE}), **errors}
     return (None, errors) if errors else (data, errors)
 
 
@@ -138,6 +151,7 @@ def _tool_page(
             "test": test
             or {"args": _example_args(tool), "caller_id_number": "", "result": None, "error": None},
             "methods": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+            "name_rule": TOOL_NAME_RULE,
             "locations": ["auto", "query", "json"],
         },
         status_code,
@@ -190,7 +204,7 @@ async def tool_create(
         try:
             created = await service.create_tool(data)
         except AdminError as exc:
-            errors = admin_errors(exc)
+            errors = admin_errors(exc, LABELS)
         else:
             return redirect(f"/ui/tools/{created.id}", f"Tool “{created.name}” created.")
     return _tool_page(request, gateway, user, values=values, errors=errors, status_code=422)
@@ -224,9 +238,10 @@ async def tool_update(
         try:
             saved = await service.update_tool(tool_id, data)
         except AdminError as exc:
-            errors = admin_errors(exc)
+            errors = admin_errors(exc, LABELS)
         else:
-            return redirect(f"/ui/tools/{saved.id}", f"Tool “{saved.name}” saved (version {saved.version}).")
+            done = "saved" if saved.version != tool.version else "unchanged"
+            return redirect(f"/ui/tools/{saved.id}", f"Tool “{saved.name}” {done} (version {saved.version}).")
     return _tool_page(request, gateway, user, values=values, errors=errors, tool=tool, status_code=422)
 
 
