@@ -8,9 +8,10 @@ body of a create (and of a full update, `PUT`), `XUpdate` is a partial update
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
 
@@ -30,6 +31,26 @@ Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
 #: Prompt names are used as `AI_PROMPT_NAME` in the dialplan.
 PROMPT_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
+#: The two patterns above in words, for the admin UI's hints and error messages.
+TOOL_NAME_RULE = "1 to 64 characters: letters, digits, - and _ (no spaces)"
+PROMPT_NAME_RULE = "1 to 100 characters: letters, digits, - _ . and : (no spaces)"
+
+
+def _refuse_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError(
+            "null_not_allowed", "may not be null; leave the field out to keep its value"
+        )
+    return value
+
+
+#: A `PATCH` field that may be left out (it is then None) but not sent as null. Pydantic
+#: sees only `T` (so the OpenAPI schema shows no null and errors name one branch) and the
+#: unvalidated None default; type checkers see `T | None`, which is what the code reads.
+if TYPE_CHECKING:
+    Patch = Annotated[T | None, ...]
+else:
+    Patch = Annotated[T, BeforeValidator(_refuse_null)]
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ArgsLocation = Literal["auto", "query", "json"]
@@ -80,16 +101,23 @@ class PromptCreate(BaseModel):
 
 
 class PromptUpdate(BaseModel):
-    """A partial prompt update (`PATCH`): only the fields sent change."""
+    """A partial prompt update (`PATCH`): only the fields sent change.
+
+    Leave a field out to keep it. ``null`` clears `metadata` and `fallback_text`; on any
+    other field it is refused (422), since those fields cannot be empty. A body that
+    changes nothing (``{}`` or the current values) answers the prompt unchanged: no new
+    version, no audit entry.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, pattern=PROMPT_NAME_PATTERN)
-    content: Text | None = Field(default=None, min_length=1, max_length=100_000)
+    # Left out: kept. Null: refused (422), except where the field may be empty.
+    name: Patch[Annotated[str, StringConstraints(pattern=PROMPT_NAME_PATTERN)]] = None
+    content: Patch[Annotated[Text, StringConstraints(min_length=1, max_length=100_000)]] = None
     metadata: dict[str, Any] | None = None
-    is_default: bool | None = None
+    is_default: Patch[bool] = None
     fallback_text: Text | None = Field(default=None, max_length=2000)
-    tools: list[Text] | None = None
+    tools: Patch[list[Text]] = None
 
 
 class PromptRead(BaseModel):
@@ -142,21 +170,27 @@ class ToolCreate(BaseModel):
 
 
 class ToolUpdate(BaseModel):
-    """A partial tool update (`PATCH`): only the fields sent change."""
+    """A partial tool update (`PATCH`): only the fields sent change.
+
+    Leave a field out to keep it. ``null`` clears `body_template`; on any other field it
+    is refused (422). A body that changes nothing answers the tool unchanged: no new
+    version, no audit entry.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, pattern=TOOL_NAME_PATTERN)
-    description: Text | None = Field(default=None, max_length=4000)
-    parameters: dict[str, Any] | None = None
-    url: Text | None = Field(default=None, min_length=1, max_length=2000)
-    method: HttpMethod | None = None
-    headers: dict[str, Text] | None = Field(default=None, description=_HEADERS_DESCRIPTION)
-    secret_headers: list[Text] | None = None
-    args_location: ArgsLocation | None = None
+    # Left out: kept. Null: refused (422), except where the field may be empty.
+    name: Patch[Annotated[str, StringConstraints(pattern=TOOL_NAME_PATTERN)]] = None
+    description: Patch[Annotated[Text, StringConstraints(max_length=4000)]] = None
+    parameters: Patch[dict[str, Any]] = None
+    url: Patch[Annotated[Text, StringConstraints(min_length=1, max_length=2000)]] = None
+    method: Patch[HttpMethod] = None
+    headers: Patch[dict[str, Text]] = Field(default=None, description=_HEADERS_DESCRIPTION)
+    secret_headers: Patch[list[Text]] = None
+    args_location: Patch[ArgsLocation] = None
     body_template: Any | None = None
-    timeout_seconds: float | None = Field(default=None, gt=0, le=120)
-    enabled: bool | None = None
+    timeout_seconds: Patch[Annotated[float, Field(gt=0, le=120)]] = None
+    enabled: Patch[bool] = None
 
 
 class ToolRead(BaseModel):

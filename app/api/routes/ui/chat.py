@@ -1,0 +1,34 @@
+"""Admin UI "Try it" page: one agent turn with a chosen prompt and model."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from app.api.auth import AdminUser
+from app.api.deps import GatewayDep
+from app.api.routes.common import PromptServiceDep
+from app.api.routes.ui.common import render
+from app.services.providers.llm.factory import PROVIDERS
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+@router.get("/chat", response_class=HTMLResponse, response_model=None)
+async def chat_page(
+    request: Request, gateway: GatewayDep, user: AdminUser, service: PromptServiceDep
+) -> HTMLResponse:
+    """Try the agent with a chosen prompt and model."""
+    prompts, _total = await service.list_prompts(limit=200)
+    settings = gateway.settings
+    models = [
+        {"value": name, "label": f"{name} ({'key set' if settings.provider_key(name) else 'no key'})"}
+        for name in sorted(PROVIDERS)
+    ]
+    return render(
+        request,
+        gateway,
+        user,
+        "chat.html",
+        {"active": "chat", "prompts": prompts, "models": models, "default_model": settings.default_ai_model},
+    )
