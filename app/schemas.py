@@ -279,12 +279,14 @@ class ComponentStatus(BaseModel):
 
 
 class ProviderStatus(BaseModel):
-    """A configured LLM provider. The key itself is never shown."""
+    """One provider of the registry (LLM, STT or TTS). No secret is ever shown."""
 
-    name: str
-    key_present: bool
-    model: str
-    custom_base_url: bool
+    name: str = Field(description="Registry name, as used in `AI_MODEL` (`openai`, `anthropic`).")
+    capability: str = Field(description="`llm`, `stt` or `tts`.")
+    label: str = Field(description="Human label, e.g. `Anthropic Claude`.")
+    configured: bool = Field(description="True when it can serve a turn now.")
+    detail: str = Field(description="Why not, or a short note such as the default model.")
+    env: list[str] = Field(description="The environment variables that configure it.")
 
 
 class StatusRead(BaseModel):

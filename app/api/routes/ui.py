@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -32,7 +32,7 @@ from app.core.security import MASK
 from app.schemas import PromptCreate, ToolCreate, ToolRead
 from app.services.admin.service import AdminError, CallFilter, NotFound, gateway_status
 from app.services.domain import CallContext
-from app.services.providers.llm.factory import PROVIDERS
+from app.services.providers.base import Capability
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
@@ -59,11 +59,14 @@ def _pretty_json(value: Any) -> str:
 
 
 def _when(value: datetime | str | None) -> str:
+    """A timestamp with its time zone (stored times without one are UTC): ``2026-11-30 21:40:18 UTC``."""
     if value is None:
         return "—"
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 templates.env.filters["pretty_json"] = _pretty_json
@@ -749,8 +752,9 @@ async def chat_page(
     prompts, _total = await service.list_prompts(limit=200)
     settings = gateway.settings
     models = [
-        {"value": name, "label": f"{name} ({'key set' if settings.provider_key(name) else 'no key'})"}
-        for name in sorted(PROVIDERS)
+        {"value": p.name, "label": f"{p.label} ({'ready' if p.configured else 'not configured'})"}
+        for p in gateway.providers.statuses()
+        if p.capability is Capability.LLM
     ]
     return _render(
         request,

@@ -1,39 +1,55 @@
-"""Turns an `AI_MODEL` spec into a (cached) LangChain chat model."""
+"""Turns an `AI_MODEL` spec into a (cached) LangChain chat model, from the provider registry."""
 
 from __future__ import annotations
 
-from langchain_core.language_models import BaseChatModel
+from typing import TYPE_CHECKING, cast
 
-from app.core.config import Settings
-from app.services.providers.llm.base import LLMProvider, ModelSpec, UnknownProvider
-from app.services.providers.llm.gemini import GeminiProvider
-from app.services.providers.llm.openai import OpenAIProvider
+from app.services.providers.base import Capability, UnknownProvider
+from app.services.providers.llm.base import LLMProvider, ModelSpec
 
-PROVIDERS: dict[str, type[LLMProvider]] = {
-    OpenAIProvider.name: OpenAIProvider,
-    GeminiProvider.name: GeminiProvider,
-}
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from app.services.providers.registry import ProviderRegistry
 
 
 class ModelFactory:
-    """Resolves specs and builds one chat model per (provider, model), reused across turns."""
+    """Resolves specs and builds one chat model per (provider, model), reused across turns.
 
-    def __init__(self, settings: Settings) -> None:
-        """Instantiate every registered provider."""
-        self.providers = {name: cls(settings) for name, cls in PROVIDERS.items()}
+    Args:
+        registry: the process's providers; its `llm` ones are used.
+        timeout_s: per-request timeout given to every chat model, in s
+            (`LLM_REQUEST_TIMEOUT_SECONDS`).
+        max_retries: SDK retries of 429/5xx answers (`LLM_MAX_RETRIES`).
+    """
+
+    def __init__(self, registry: ProviderRegistry, *, timeout_s: float = 10.0, max_retries: int = 2) -> None:
+        """Keep the registry; models are built on first use."""
+        self.registry = registry
+        self._timeout_s = timeout_s
+        self._max_retries = max_retries
         self._models: dict[ModelSpec, BaseChatModel] = {}
 
-    def resolve(self, text: str) -> ModelSpec:
-        """Parse `text` and fill in the provider's default model name.
+    def provider(self, name: str) -> LLMProvider:
+        """The LLM provider named `name`.
 
         Raises:
-            UnknownProvider: the provider is not registered.
+            UnknownProvider: no such LLM provider (the message lists the known ones).
+        """
+        return cast(LLMProvider, self.registry.get(Capability.LLM, name))
+
+    def providers(self) -> list[LLMProvider]:
+        """Every LLM provider, by name."""
+        return [cast(LLMProvider, p) for p in self.registry.all(Capability.LLM)]
+
+    def resolve(self, text: str) -> ModelSpec:
+        """Parse `text` (``provider`` or ``provider:model``) and fill in the provider's default model.
+
+        Raises:
+            UnknownProvider: empty text, or the provider is not registered.
         """
         spec = ModelSpec.parse(text)
-        provider = self.providers.get(spec.provider)
-        if provider is None:
-            known = ", ".join(sorted(self.providers))
-            raise UnknownProvider(f"unknown AI_MODEL provider '{spec.provider}' (known: {known})")
+        provider = self.provider(spec.provider)
         return ModelSpec(spec.provider, spec.model or provider.default_model())
 
     def get(self, spec: ModelSpec) -> BaseChatModel:
@@ -42,22 +58,26 @@ class ModelFactory:
         Raises:
             UnknownProvider: the provider is not registered.
             ProviderNotConfigured: it has no API key.
+            MissingDependency: its SDK is not installed.
         """
         model = self._models.get(spec)
         if model is None:
-            provider = self.providers.get(spec.provider)
-            if provider is None:
-                raise UnknownProvider(f"unknown AI_MODEL provider '{spec.provider}'")
-            model = provider.create(spec.model)
+            model = self.provider(spec.provider).create(
+                spec.model, timeout_s=self._timeout_s, max_retries=self._max_retries
+            )
             self._models[spec] = model
         return model
 
     async def aclose(self) -> None:
         """Close every provider's resources, given the models built from it; the cache empties."""
         models, self._models = self._models, {}
-        for name, provider in self.providers.items():
-            await provider.aclose([m for spec, m in models.items() if spec.provider == name])
+        for provider in self.providers():
+            await provider.aclose_models([m for spec, m in models.items() if spec.provider == provider.name])
+            await provider.aclose()
 
     def configured(self) -> dict[str, bool]:
-        """Provider name -> whether its API key is set (never the key)."""
-        return {name: p.is_configured() for name, p in self.providers.items()}
+        """Provider name -> whether it can serve a turn now (never the key)."""
+        return {p.name: p.is_configured() for p in self.providers()}
+
+
+__all__ = ["ModelFactory", "UnknownProvider"]
