@@ -194,6 +194,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             logger.info(
                 "ARI: Stasis application '%s' at %s", settings.asterisk_app_name, settings.ari_base_url
             )
+        # Import the default and fallback models' SDKs in a worker thread now, so the first
+        # call does not wait for them; SDKs of providers no setting names stay unimported.
+        preload = asyncio.create_task(
+            models.preload([settings.default_ai_model, settings.fallback_ai_model]), name="llm-preload"
+        )
+        stack.callback(preload.cancel)
         logger.info("Asterisk AI Gateway %s started", __version__)
         yield
         logger.info("shutting down")

@@ -42,7 +42,7 @@ def test_model_specs_use_init_chat_model_spelling() -> None:
         ProviderRegistry.builtin({"llm:openai": OpenAISettings(model_name="gpt-4.1-mini")})
     )
     assert factory.resolve("OpenAI") == ModelSpec("openai", "gpt-4.1-mini")
-    assert factory.resolve("anthropic:claude-sonnet-4-5") == ModelSpec("anthropic", "claude-sonnet-4-5")
+    assert factory.resolve("anthropic:claude-sonnet-5") == ModelSpec("anthropic", "claude-sonnet-5")
     # Ollama tags keep their colon.
     assert str(factory.resolve("openai_compatible:llama3.2:3b")) == "openai_compatible:llama3.2:3b"
     with pytest.raises(UnknownProvider, match="known: anthropic, gemini, offline, openai, openai_compatible"):

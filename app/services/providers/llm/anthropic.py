@@ -44,6 +44,7 @@ class AnthropicProvider(LLMProvider):
     name = "anthropic"
     label = "Anthropic Claude"
     key_env = "ANTHROPIC_API_KEY"
+    sdk = (("langchain_anthropic", "langchain-anthropic"),)
     settings_class: ClassVar[type[ProviderSettings]] = AnthropicSettings
     settings: AnthropicSettings
 

@@ -19,6 +19,7 @@ from app.services.providers.base import (
     ProviderNotConfigured,
     ProviderStatus,
     UnknownProvider,
+    import_sdk,
 )
 
 __all__ = ["LLMProvider", "ModelSpec", "ProviderNotConfigured", "UnknownProvider"]
@@ -62,6 +63,17 @@ class LLMProvider(Provider):
     capability: ClassVar[Capability] = Capability.LLM
     #: The variable holding the API key, named in "not configured" messages.
     key_env: ClassVar[str] = ""
+    #: (module, package to install) of the SDK `create` imports, for `load_sdk`.
+    sdk: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def load_sdk(self) -> None:
+        """Import the SDK now (the factory runs this in a worker thread before first use).
+
+        Raises:
+            MissingDependency: the SDK is not installed.
+        """
+        for module, package in self.sdk:
+            import_sdk(module, package)
 
     def default_model(self) -> str:
         """The model name used when `AI_MODEL` gives none."""

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, cast
 
-from app.services.providers.base import Capability, UnknownProvider
+from app.services.providers.base import Capability, ProviderError, UnknownProvider
 from app.services.providers.llm.base import LLMProvider, ModelSpec
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from app.services.providers.registry import ProviderRegistry
+
+logger = logging.getLogger(__name__)
 
 
 class ModelFactory:
@@ -29,6 +34,7 @@ class ModelFactory:
         self._timeout_s = timeout_s
         self._max_retries = max_retries
         self._models: dict[ModelSpec, BaseChatModel] = {}
+        self._loaded: set[str] = set()
 
     def provider(self, name: str) -> LLMProvider:
         """The LLM provider named `name`.
@@ -51,6 +57,37 @@ class ModelFactory:
         spec = ModelSpec.parse(text)
         provider = self.provider(spec.provider)
         return ModelSpec(spec.provider, spec.model or provider.default_model())
+
+    async def prepare(self, spec: ModelSpec) -> None:
+        """Import the provider's SDK in a worker thread, once, so the event loop keeps serving.
+
+        A vendor SDK takes about 1 s of CPU to import (several s of wall time on a busy
+        2-core machine); importing it inside a turn would stall every other call.
+
+        Raises:
+            UnknownProvider: the provider is not registered.
+            MissingDependency: its SDK is not installed.
+        """
+        provider = self.provider(spec.provider)
+        if provider.name not in self._loaded:
+            await asyncio.to_thread(provider.load_sdk)
+            self._loaded.add(provider.name)
+
+    async def preload(self, texts: Iterable[str | None]) -> None:
+        """`prepare` the providers of these `AI_MODEL` values when configured; log, never raise.
+
+        Args:
+            texts: e.g. ``[DEFAULT_AI_MODEL, FALLBACK_AI_MODEL]``; None and unknown names are skipped.
+        """
+        for text in texts:
+            if not text:
+                continue
+            try:
+                spec = self.resolve(text)
+                if self.provider(spec.provider).is_configured():
+                    await self.prepare(spec)
+            except ProviderError as exc:
+                logger.warning("LLM provider for %s not preloaded: %s", text, exc)
 
     def get(self, spec: ModelSpec) -> BaseChatModel:
         """The chat model for a resolved spec.

@@ -37,6 +37,7 @@ class GeminiProvider(LLMProvider):
     name = "gemini"
     label = "Google Gemini"
     key_env = "GEMINI_API_KEY"
+    sdk = (("langchain_google_genai", "langchain-google-genai"),)
     settings_class: ClassVar[type[ProviderSettings]] = GeminiSettings
     settings: GeminiSettings
 

@@ -37,6 +37,7 @@ class OpenAIProvider(LLMProvider):
     name = "openai"
     label = "OpenAI"
     key_env = "OPENAI_API_KEY"
+    sdk = (("openai", "openai[aiohttp]"), ("langchain_openai", "langchain-openai"))
     settings_class: ClassVar[type[ProviderSettings]] = OpenAISettings
     settings: OpenAISettings
 
