@@ -266,7 +266,9 @@ def main(argv: list[str] | None = None) -> None:
     demo = sub.add_parser("demo", help="place a call through a fake Asterisk and print the result")
     demo.add_argument("--say", action="append", help="the caller's words (repeat for more turns)")
     demo.add_argument("--prompt", default="demo", help="AI_PROMPT_NAME (default: demo)")
-    demo.add_argument("--model", default=None, help="AI_MODEL, e.g. openai or gemini:gemini-2.5-flash")
+    demo.add_argument(
+        "--model", default=None, help="AI_MODEL, e.g. openai, anthropic or gemini:gemini-2.5-flash"
+    )
     demo.add_argument("--uniqueid", default="demo-conversation-1", help="UNIQUEID conversation key")
     demo.add_argument("--port", type=int, default=0, help="port for the gateway's HTTP server")
     demo.add_argument("--keep-running", action="store_true", help="keep the gateway up after the call")

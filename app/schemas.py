@@ -331,7 +331,9 @@ class ChatRequest(BaseModel):
     message: Text = Field(min_length=1, max_length=8000)
     prompt_name: Text | None = Field(default=None, max_length=100)
     model: Text | None = Field(
-        default=None, max_length=100, description="`openai`, `gemini` or `provider:model`."
+        default=None,
+        max_length=100,
+        description="A provider (`openai`, `anthropic`, `offline`, ...) or `provider:model`.",
     )
 
 

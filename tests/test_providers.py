@@ -14,6 +14,7 @@ import httpx
 
 from app.cli import _offline_settings
 from app.core.config import Settings
+from app.services.providers.base import Capability
 from app.testing.fake_llm import FakeLLMServer
 from tests.api.conftest import make_client, tool_body
 from tests.conftest import REDIS_URL, TEST_ADMIN_PASSWORD, llm_provider_overrides, run_gateway
@@ -27,6 +28,7 @@ ALL_REAL = ("openai", "gemini", "anthropic", "openai_compatible")
 STARTUP_SCRIPT = """
 import asyncio, json, sys
 from app.core.config import Settings
+from app.services.providers.base import Capability
 from app.main import create_app
 
 settings = Settings(
@@ -45,6 +47,16 @@ async def main():
 statuses = asyncio.run(main())
 sys.stdout.write(json.dumps({"statuses": statuses, "modules": sorted(sys.modules)}))
 """
+
+
+def test_env_example_documents_every_provider_variable() -> None:
+    from app.services.providers.registry import ProviderRegistry
+
+    documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+    registry = ProviderRegistry.builtin()
+    needed = {name for provider in registry.all(Capability.LLM) for name in provider.env_names()}
+    assert "ANTHROPIC_API_KEY" in needed and "OPENAI_COMPATIBLE_BASE_URL" in needed
+    assert sorted(needed - documented) == []
 
 
 async def test_startup_imports_no_sdk_of_an_unused_provider(
