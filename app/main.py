@@ -58,6 +58,17 @@ def _secret_key(settings: Settings) -> str:
     return key
 
 
+async def _preload_models(models: ModelFactory, settings: Settings, events: AriEventStream | None) -> None:
+    """Import the default and fallback models' SDKs in a worker thread, once ARI is connected.
+
+    The first call then does not wait for them (about 1 s of CPU each), and start-up does
+    not either; SDKs of providers no setting names are never imported.
+    """
+    if events is not None:
+        await events.connected.wait()
+    await models.preload([settings.default_ai_model, settings.fallback_ai_model])
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build every long-lived client, start the ARI event loop, and close all in reverse."""
@@ -194,11 +205,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             logger.info(
                 "ARI: Stasis application '%s' at %s", settings.asterisk_app_name, settings.ari_base_url
             )
-        # Import the default and fallback models' SDKs in a worker thread now, so the first
-        # call does not wait for them; SDKs of providers no setting names stay unimported.
-        preload = asyncio.create_task(
-            models.preload([settings.default_ai_model, settings.fallback_ai_model]), name="llm-preload"
-        )
+        preload = asyncio.create_task(_preload_models(models, settings, state.ari_events), name="llm-preload")
         stack.callback(preload.cancel)
         logger.info("Asterisk AI Gateway %s started", __version__)
         yield

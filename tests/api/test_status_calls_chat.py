@@ -50,7 +50,7 @@ async def test_status_reports_components_without_keys(client: httpx.AsyncClient)
     }
     openai = next(p for p in status["providers"] if p["name"] == "openai")
     assert "OPENAI_API_KEY" in openai["env"]
-    assert openai["detail"] == "key set, default model gpt-4o-mini"
+    assert openai["detail"] == "OPENAI_API_KEY set, default model gpt-4o-mini"
     for key in (TEST_OPENAI_KEY, TEST_GEMINI_KEY, TEST_ANTHROPIC_KEY, TEST_COMPATIBLE_KEY):
         assert key not in response.text
 

@@ -32,7 +32,8 @@ from app.core.security import MASK
 from app.schemas import PromptCreate, ToolCreate, ToolRead
 from app.services.admin.service import AdminError, CallFilter, NotFound, gateway_status
 from app.services.domain import CallContext
-from app.services.providers.base import Capability
+from app.services.providers.base import Capability, UnknownProvider
+from app.services.providers.llm import ModelSpec
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
@@ -744,6 +745,14 @@ async def call_detail(
     return _render(request, gateway, user, "call_detail.html", {"active": "calls", "call": call})
 
 
+def _provider_of(ai_model: str) -> str:
+    """The provider part of an `AI_MODEL` value (``openai:gpt-4o`` → ``openai``), for the picker."""
+    try:
+        return ModelSpec.parse(ai_model).provider
+    except UnknownProvider:
+        return ""
+
+
 @router.get("/chat", response_class=HTMLResponse, response_model=None)
 async def chat_page(
     request: Request, gateway: GatewayDep, user: AdminUser, service: AdminServiceDep
@@ -761,7 +770,12 @@ async def chat_page(
         gateway,
         user,
         "chat.html",
-        {"active": "chat", "prompts": prompts, "models": models, "default_model": settings.default_ai_model},
+        {
+            "active": "chat",
+            "prompts": prompts,
+            "models": models,
+            "default_model": _provider_of(settings.default_ai_model),
+        },
     )
 
 

@@ -100,7 +100,11 @@ class LLMProvider(Provider):
     def status(self) -> ProviderStatus:
         """Configured or not, the default model, and how to configure it; never the key."""
         ok = self.is_configured()
-        detail = f"key set, default model {self.default_model()}" if ok else self.not_configured_detail()
+        detail = (
+            f"{self.key_env} set, default model {self.default_model()}"
+            if ok
+            else self.not_configured_detail()
+        )
         return ProviderStatus(
             self.name, self.capability, self.label or self.name, ok, detail, self.env_names()
         )

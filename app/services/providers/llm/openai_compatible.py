@@ -9,13 +9,12 @@ llama.cpp's ``llama-server`` at ``http://localhost:8080/v1``.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import ClassVar
 
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from app.services.providers.base import ProviderSettings, ProviderStatus
+from app.services.providers.base import ProviderSettings
 from app.services.providers.llm.openai import OpenAIProvider
 from app.services.providers.registry import register
 
@@ -39,7 +38,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
 
     name = "openai_compatible"
     label = "OpenAI-compatible server (Ollama, vLLM, llama.cpp)"
-    key_env = "OPENAI_COMPATIBLE_BASE_URL"
+    key_env = "OPENAI_COMPATIBLE_BASE_URL"  # what makes it configured (the key is optional)
     settings_class: ClassVar[type[ProviderSettings]] = OpenAICompatibleSettings
     settings: OpenAICompatibleSettings  # type: ignore[assignment]
 
@@ -58,11 +57,3 @@ class OpenAICompatibleProvider(OpenAIProvider):
     def base_url(self) -> str | None:
         """`OPENAI_COMPATIBLE_BASE_URL`."""
         return self.settings.base_url
-
-    def status(self) -> ProviderStatus:
-        """Configured or not, with the server's URL (never the key)."""
-        status = super().status()
-        if not status.configured:
-            return status
-        detail = f"server {self.settings.base_url}, default model {self.default_model()}"
-        return replace(status, detail=detail)
