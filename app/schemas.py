@@ -317,12 +317,14 @@ class ComponentStatus(BaseModel):
 
 
 class ProviderStatus(BaseModel):
-    """A configured LLM provider. The key itself is never shown."""
+    """One provider of the registry (LLM, STT or TTS). No secret is ever shown."""
 
-    name: str
-    key_present: bool
-    model: str
-    custom_base_url: bool
+    name: str = Field(description="Registry name, as used in `AI_MODEL` (`openai`, `anthropic`).")
+    capability: str = Field(description="`llm`, `stt` or `tts`.")
+    label: str = Field(description="Human label, e.g. `Anthropic Claude`.")
+    configured: bool = Field(description="True when it can serve a turn now.")
+    detail: str = Field(description="Why not, or a short note such as the default model.")
+    env: list[str] = Field(description="The environment variables that configure it.")
 
 
 class StatusRead(BaseModel):
@@ -373,7 +375,9 @@ class ChatRequest(BaseModel):
     message: Text = Field(min_length=1, max_length=8000)
     prompt_name: Text | None = Field(default=None, max_length=100)
     model: Text | None = Field(
-        default=None, max_length=100, description="`openai`, `gemini` or `provider:model`."
+        default=None,
+        max_length=100,
+        description="A provider (`openai`, `anthropic`, `offline`, ...) or `provider:model`.",
     )
 
 

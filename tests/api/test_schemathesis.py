@@ -100,8 +100,9 @@ class LiveGatewayThread:
                     redis_url=REDIS_URL,
                     redis_key_prefix=self.prefix,
                     ari_enabled=False,
-                    openai_api_key="sk-test",
-                    openai_base_url=llm.openai_base_url,
+                    provider_overrides={
+                        "llm:openai": {"api_key": "sk-test", "base_url": llm.openai_base_url}
+                    },
                     web_ui_password=TEST_ADMIN_PASSWORD,
                     secret_key=TEST_SECRET_KEY,
                     tool_allowed_hosts=["127.0.0.1"],

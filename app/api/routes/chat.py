@@ -13,7 +13,8 @@ from app.api.routes.common import CallServiceDep, PromptServiceDep, errors
 from app.schemas import ChatRequest, ChatResponse, ToolCallRead
 from app.services.admin.errors import ValidationFailed
 from app.services.domain import CallContext, TurnRequest
-from app.services.providers.llm.factory import PROVIDERS
+from app.services.providers.base import Capability, UnknownProvider
+from app.services.providers.llm import ModelSpec
 
 router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
 CALL_LOG_WAIT_SECONDS = 3.0
@@ -27,10 +28,10 @@ async def chat(
     if body.prompt_name and await prompts.get_prompt_by_name(body.prompt_name) is None:
         raise ValidationFailed("prompt_name", f"no prompt named {body.prompt_name!r}")
     if body.model:
-        provider = body.model.strip().partition(":")[0].lower()
-        if provider not in PROVIDERS:
-            known = ", ".join(sorted(PROVIDERS))
-            raise ValidationFailed("model", f"unknown provider {provider!r} (known: {known})")
+        try:
+            gateway.providers.get(Capability.LLM, ModelSpec.parse(body.model).provider)
+        except UnknownProvider as exc:
+            raise ValidationFailed("model", str(exc)) from exc
     conversation_id = body.conversation_id or f"chat-{uuid.uuid4().hex[:16]}"
     outcome = await gateway.turn_service.run_turn(
         TurnRequest(

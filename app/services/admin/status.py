@@ -67,17 +67,14 @@ async def gateway_status(gateway: GatewayState) -> StatusRead:
     database, redis = await asyncio.gather(check_database(gateway.engine), check_redis(gateway.redis))
     providers = [
         ProviderStatus(
-            name="openai",
-            key_present=settings.provider_key("openai") is not None,
-            model=settings.openai_model_name,
-            custom_base_url=bool(settings.openai_base_url),
-        ),
-        ProviderStatus(
-            name="gemini",
-            key_present=settings.provider_key("gemini") is not None,
-            model=settings.gemini_model_name,
-            custom_base_url=bool(settings.gemini_base_url),
-        ),
+            name=p.name,
+            capability=str(p.capability),
+            label=p.label,
+            configured=p.configured,
+            detail=p.detail,
+            env=list(p.env),
+        )
+        for p in gateway.providers.statuses()
     ]
     return StatusRead(
         version=__version__,

@@ -9,7 +9,8 @@ from app.api.auth import AdminUser
 from app.api.deps import GatewayDep
 from app.api.routes.common import PromptServiceDep
 from app.api.routes.ui.common import render
-from app.services.providers.llm.factory import PROVIDERS
+from app.services.providers.base import Capability, UnknownProvider
+from app.services.providers.llm import ModelSpec
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -22,13 +23,27 @@ async def chat_page(
     prompts, _total = await service.list_prompts(limit=200)
     settings = gateway.settings
     models = [
-        {"value": name, "label": f"{name} ({'key set' if settings.provider_key(name) else 'no key'})"}
-        for name in sorted(PROVIDERS)
+        {"value": p.name, "label": f"{p.label} ({'ready' if p.configured else 'not configured'})"}
+        for p in gateway.providers.statuses()
+        if p.capability is Capability.LLM
     ]
     return render(
         request,
         gateway,
         user,
         "chat.html",
-        {"active": "chat", "prompts": prompts, "models": models, "default_model": settings.default_ai_model},
+        {
+            "active": "chat",
+            "prompts": prompts,
+            "models": models,
+            "default_model": _provider_of(settings.default_ai_model),
+        },
     )
+
+
+def _provider_of(ai_model: str) -> str:
+    """The provider part of an `AI_MODEL` value (``openai:gpt-4o`` → ``openai``), for the picker."""
+    try:
+        return ModelSpec.parse(ai_model).provider
+    except UnknownProvider:
+        return ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -47,12 +47,14 @@ def pretty_json(value: Any) -> str:
 
 
 def when(value: datetime | str | None) -> str:
-    """A timestamp as ``YYYY-MM-DD HH:MM:SS`` (``—`` when missing)."""
+    """A timestamp with its time zone (stored times without one are UTC): ``2026-11-30 21:40:18 UTC``."""
     if value is None:
         return "—"
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 templates.env.filters["pretty_json"] = pretty_json
