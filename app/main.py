@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import uuid
@@ -20,7 +21,7 @@ from app.api.errors import install_error_handlers
 from app.api.middleware import install_middleware
 from app.api.router import include_routers
 from app.core.config import Settings, get_settings
-from app.core.database import create_engine, create_session_factory, run_migrations
+from app.core.database import create_engine, create_session_factory, prepare_database
 from app.core.http import create_http_client
 from app.core.logging import configure_logging
 from app.core.metrics import Metrics
@@ -28,7 +29,7 @@ from app.core.redis import create_redis
 from app.core.security import SecretBox
 from app.services.admin.login_limiter import LoginLimiter
 from app.services.agent.call_log import CallLogWriter
-from app.services.agent.catalog import Catalog
+from app.services.agent.catalog import Catalog, ensure_default_prompt
 from app.services.agent.memory import ConversationMemory
 from app.services.agent.runner import AiService
 from app.services.agent.tools import ToolExecutor
@@ -65,13 +66,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.async_database_url)
         stack.push_async_callback(engine.dispose)
-        await run_migrations(engine)
         session_factory = create_session_factory(engine)
+        await prepare_database(engine, functools.partial(ensure_default_prompt, session_factory))
         metrics = Metrics()
         catalog = Catalog(
             session_factory, SecretBox(_secret_key(settings)), ttl_seconds=settings.prompt_cache_ttl_seconds
         )
-        await catalog.ensure_default_prompt()
 
         redis = create_redis(
             settings.effective_redis_url,

@@ -42,7 +42,10 @@ FIGURES = ("healthz_s", "connected_s", "parked_continued_s")
 
 def measure_import(runs: int) -> float:
     """Median seconds of `import app.main` in a fresh interpreter (the interpreter's own start excluded)."""
-    code = "import time,sys; t=time.perf_counter(); import app.main; sys.stdout.write(str(time.perf_counter()-t))"
+    code = (
+        "import time, sys; t = time.perf_counter(); import app.main; "
+        "sys.stdout.write(str(time.perf_counter() - t))"
+    )
     times = []
     for _ in range(runs):
         out = subprocess.run(
@@ -132,7 +135,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         case: {f: round(statistics.median(r[f] for r in rows), 3) for f in FIGURES}
         for case, rows in runs.items()
     }
-    report = {"db": args.db, "runs": args.runs, "import_s": round(import_s, 3), "median": medians, "all": runs}
+    report = {"db": args.db, "runs": args.runs, "import_s": round(import_s, 3)}
+    report.update(median=medians, all=runs)
     print(summary_line(report))
     for case, m in medians.items():
         print(f"  {case:<12} " + "  ".join(f"{k}={v:.2f}" for k, v in m.items()))
