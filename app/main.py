@@ -31,7 +31,7 @@ from app.services.admin.login_limiter import LoginLimiter
 from app.services.agent.call_log import CallLogWriter
 from app.services.agent.catalog import Catalog, ensure_default_prompt
 from app.services.agent.memory import ConversationMemory
-from app.services.agent.runner import AiService
+from app.services.agent.runner import AiService, preload_agent_machinery
 from app.services.agent.tools import ToolExecutor
 from app.services.agent.turns import TurnService
 from app.services.gateway import GatewayState
@@ -56,6 +56,17 @@ def _secret_key(settings: Settings) -> str:
     path.chmod(0o600)
     logger.warning("SECRET_KEY is not set: generated one in %s (set SECRET_KEY in production)", path)
     return key
+
+
+async def _preload_when_connected(connected: asyncio.Event | None) -> None:
+    """Import the agent machinery once ARI is connected (or after 10 s), off the start-up path."""
+    if connected is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(connected.wait(), 10)
+    try:
+        await preload_agent_machinery()
+    except Exception:  # an import error shows again, with its cause, on the first turn
+        logger.exception("could not preload the agent machinery")
 
 
 @asynccontextmanager
@@ -185,9 +196,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             logger.info(
                 "ARI: Stasis application '%s' at %s", settings.asterisk_app_name, settings.ari_base_url
             )
+        preload = asyncio.create_task(
+            _preload_when_connected(state.ari_events.connected if state.ari_events else None),
+            name="preload-agent",
+        )
+        stack.push_async_callback(_cancel, preload)
         logger.info("Asterisk AI Gateway %s started", __version__)
         yield
         logger.info("shutting down")
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
