@@ -16,10 +16,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 
 from app.cli import main as cli_main
 from app.core.database import (
+    alembic_config,
     create_engine,
     create_session_factory,
     head_revisions,
@@ -168,3 +170,24 @@ def test_migrate_command_prepares_the_database_and_is_idempotent(
     versions, prompts = asyncio.run(schema_facts(f"sqlite+aiosqlite:///{db}"))
     assert versions == sorted(head_revisions())
     assert prompts == [(DEFAULT_PROMPT_NAME, True)]
+
+
+def test_head_revisions_follow_branches_and_merges(tmp_path: Path) -> None:
+    """The pending-migrations check reads revision ids as text; a merge leaves one head."""
+    scripts = {
+        "a": "revision = 'a'\ndown_revision = None\n",
+        "b": "revision: str = 'b'\ndown_revision: str | None = 'a'\n",
+        "c": 'revision = "c"\ndown_revision = "a"\n',
+        "d": "revision = 'd'\ndown_revision = ('b', 'c')\n",
+    }
+    for name, body in scripts.items():
+        (tmp_path / f"{name}.py").write_text(f'"""Revision ID: {name}\nRevises: x\n"""\n{body}')
+    assert head_revisions(tmp_path) == {"d"}
+    (tmp_path / "d.py").unlink()
+    head_revisions.cache_clear()
+    assert head_revisions(tmp_path) == {"b", "c"}
+    (tmp_path / "broken.py").write_text("REVISION = 1\n")
+    head_revisions.cache_clear()
+    assert head_revisions(tmp_path) == frozenset()  # cannot tell: start-up then runs Alembic
+    # The project's own scripts: the text reading agrees with Alembic's.
+    assert head_revisions() == set(ScriptDirectory.from_config(alembic_config()).get_heads())
