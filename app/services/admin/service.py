@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from app.services.gateway import GatewayState
-    from app.services.telephony.ari_client import AriEventStream
+    from app.services.telephony.event_source import AriEventStream
 
 #: Placeholders every tool may use besides its own parameters (from `CallContext`).
 CONTEXT_PLACEHOLDERS = frozenset({"uniqueid", "channel_id", "caller_id_number", "caller_id_name"})

@@ -204,9 +204,16 @@ class AiService:
         deadline: float,
         extra_tools: tuple[CallTool, ...] = (),
     ) -> AgentResult:
-        """Run one turn of the agent to its end (`stream`, consumed); same arguments."""
+        """Run one turn of the agent to its end, without token streaming; see `stream`."""
         async for item in self.stream(
-            prompt, model, history, user_input, context, deadline=deadline, extra_tools=extra_tools
+            prompt,
+            model,
+            history,
+            user_input,
+            context,
+            deadline=deadline,
+            extra_tools=extra_tools,
+            token_stream=False,
         ):
             if isinstance(item, AgentResult):
                 return item
@@ -222,6 +229,7 @@ class AiService:
         *,
         deadline: float,
         extra_tools: tuple[CallTool, ...] = (),
+        token_stream: bool = True,
     ) -> AsyncIterator[str | AgentResult]:
         """Run one turn, yielding text deltas (str) as the model produces them, then the result.
 
@@ -234,6 +242,10 @@ class AiService:
             deadline: `time.monotonic()` value (s) by which the turn must end;
                 tool timeouts are cut to fit inside it.
             extra_tools: per-call tools offered besides the prompt's.
+            token_stream: False when nobody needs the text before the end (text mode,
+                the admin chat): the model answers in one HTTP response instead of
+                server-sent events, which costs less CPU per turn; only the result
+                is yielded.
 
         Yields:
             str deltas of the model's text (of every model step: text said before a
@@ -248,25 +260,32 @@ class AiService:
         timer = LLMTimer()
         inputs = [*history, HumanMessage(user_input)]
         new_messages: list[BaseMessage] = []
+        config: Any = {"callbacks": [timer]}
         if not prompt.tools and not extra_tools:
-            full: AIMessageChunk | None = None
-            async for chunk in self.models.get(model).astream(
-                [SystemMessage(build_system_prompt(prompt)), *inputs], config={"callbacks": [timer]}
-            ):
-                full = chunk if full is None else full + chunk
-                if text := _chunk_text(chunk):
-                    yield text
+            messages = [SystemMessage(build_system_prompt(prompt)), *inputs]
+            chat = self.models.get(model)
+            full: AIMessageChunk | AIMessage | None = None
+            if not token_stream:
+                full = await chat.ainvoke(messages, config=config)
+            else:
+                streamed: AIMessageChunk | None = None
+                async for chunk in chat.astream(messages, config=config):
+                    streamed = chunk if streamed is None else streamed + chunk
+                    if text := _chunk_text(chunk):
+                        yield text
+                full = streamed
             reply = _as_message(full, _agent_name(prompt))  # as the agent's model node names it
             new_messages = [inputs[-1], reply]
         else:
             agent = self.agent_for(prompt, model, extra_tools)
             token = _current_turn.set(scope)
+            config["recursion_limit"] = self._recursion_limit
             try:
                 final: dict[str, Any] = {}
                 async for mode, payload in agent.astream(
                     {"messages": inputs},
-                    config={"callbacks": [timer], "recursion_limit": self._recursion_limit},
-                    stream_mode=["messages", "values"],
+                    config=config,
+                    stream_mode=["messages", "values"] if token_stream else ["values"],
                 ):
                     if mode == "values":
                         final = payload
@@ -301,10 +320,13 @@ class AiService:
         )
 
 
-def _as_message(chunk: AIMessageChunk | None, name: str) -> AIMessage:
-    """The whole streamed reply as a plain `AIMessage` (what memory stores)."""
+def _as_message(chunk: AIMessageChunk | AIMessage | None, name: str) -> AIMessage:
+    """The whole (streamed) reply as a plain, named `AIMessage` (what memory stores)."""
     if chunk is None:
         return AIMessage("", name=name)
+    if not isinstance(chunk, AIMessageChunk):
+        chunk.name = name
+        return chunk
     return AIMessage(
         content=chunk.content,
         id=chunk.id,

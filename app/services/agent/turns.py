@@ -362,6 +362,7 @@ class TurnService:
             request.context,
             deadline=deadline,
             extra_tools=request.extra_tools,
+            token_stream=emit is not None,
         ):
             if isinstance(item, AgentResult):
                 if emit is not None and not leaked and not item.withheld:
