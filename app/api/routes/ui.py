@@ -723,7 +723,7 @@ async def calls_list(
             "total": total,
             "filters": query,
             "query": urlencode({k: v for k, v in query.items() if v}),
-            "statuses": ["OK", "NO_INPUT", "TIMEOUT", "ERROR", "BUSY"],
+            "statuses": ["OK", "NO_INPUT", "TIMEOUT", "ERROR", "BUSY", "HANGUP"],
             **_paging(page, total),
         },
     )
