@@ -7,7 +7,7 @@ fake vendor server; real Redis and database.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import select
 
@@ -70,7 +70,7 @@ async def test_hangup_mid_turn_closes_the_model_request_and_starts_no_tool_call(
 class ProbeConversation:
     """A mode that attaches an externalMedia-like channel and collects the session's events."""
 
-    seen: dict[str, list[AriEvent]] = {}
+    seen: ClassVar[dict[str, list[AriEvent]]] = {}
 
     def __init__(self, session: CallSession) -> None:
         self.session = session
