@@ -30,7 +30,7 @@ import logging
 import random
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus, WebSocketException
@@ -53,9 +53,20 @@ class EventSource(Protocol):
         on_event: the callback each parsed event is handed to, in arrival order.
     """
 
-    connected: asyncio.Event
-    state: str
-    on_event: EventCallback
+    @property
+    def connected(self) -> asyncio.Event:
+        """Set while events can arrive."""
+        ...
+
+    @property
+    def state(self) -> str:
+        """Connection state, for logs and the status page."""
+        ...
+
+    @property
+    def on_event(self) -> EventCallback:
+        """The callback each parsed event is handed to, in arrival order."""
+        ...
 
     async def run(self) -> None:
         """Receive events until `stop()` (reconnecting as the source sees fit)."""
@@ -209,3 +220,7 @@ class AriEventStream:
             await self._ws.close()
         for task in list(self._tasks):
             task.cancel()
+
+
+if TYPE_CHECKING:  # mypy checks that the client WebSocket is an `EventSource`
+    _client_websocket_is_a_source: type[EventSource] = AriEventStream
