@@ -25,7 +25,8 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,11 @@ class AgentResult:
     token_usage: dict[str, int] | None
     llm_latency_ms: float
     withheld: bool = False
+
+
+def scope_tools(scope: _TurnScope) -> tuple[CallTool, ...]:
+    """The per-call tools of a turn, in the order the request gave them."""
+    return tuple(scope.extra.values())
 
 
 def _agent_name(prompt: PromptSpec) -> str:
@@ -262,39 +268,69 @@ class AiService:
         new_messages: list[BaseMessage] = []
         config: Any = {"callbacks": [timer]}
         if not prompt.tools and not extra_tools:
-            messages = [SystemMessage(build_system_prompt(prompt)), *inputs]
-            chat = self.models.get(model)
-            full: AIMessageChunk | AIMessage | None = None
-            if not token_stream:
-                full = await chat.ainvoke(messages, config=config)
-            else:
-                streamed: AIMessageChunk | None = None
-                async for chunk in chat.astream(messages, config=config):
-                    streamed = chunk if streamed is None else streamed + chunk
-                    if text := _chunk_text(chunk):
-                        yield text
-                full = streamed
-            reply = _as_message(full, _agent_name(prompt))  # as the agent's model node names it
-            new_messages = [inputs[-1], reply]
+            steps = self._direct(prompt, model, inputs, config, token_stream, new_messages)
         else:
-            agent = self.agent_for(prompt, model, extra_tools)
-            token = _current_turn.set(scope)
-            config["recursion_limit"] = self._recursion_limit
-            try:
-                final: dict[str, Any] = {}
-                async for mode, payload in agent.astream(
-                    {"messages": inputs},
-                    config=config,
-                    stream_mode=["messages", "values"] if token_stream else ["values"],
-                ):
-                    if mode == "values":
-                        final = payload
-                    elif payload[1].get("langgraph_node") == "model" and (text := _chunk_text(payload[0])):
-                        yield text
-            finally:
-                _current_turn.reset(token)
-            new_messages = final["messages"][len(history) :]
+            steps = self._agent(
+                prompt, model, inputs, len(history), scope, config, token_stream, new_messages
+            )
+        async with aclosing(steps):
+            async for text in steps:
+                yield text
         yield self._result(prompt, context, new_messages, scope, timer)
+
+    async def _direct(
+        self,
+        prompt: PromptSpec,
+        model: ModelSpec,
+        inputs: list[BaseMessage],
+        config: Any,
+        token_stream: bool,
+        out: list[BaseMessage],
+    ) -> AsyncGenerator[str, None]:
+        """One chat-model call (no tools); yields text deltas, appends the turn's messages to `out`."""
+        messages = [SystemMessage(build_system_prompt(prompt)), *inputs]
+        chat = self.models.get(model)
+        full: AIMessageChunk | AIMessage | None = None
+        if not token_stream:
+            full = await chat.ainvoke(messages, config=config)
+        else:
+            streamed: AIMessageChunk | None = None
+            async for chunk in chat.astream(messages, config=config):
+                streamed = chunk if streamed is None else streamed + chunk
+                if text := _chunk_text(chunk):
+                    yield text
+            full = streamed
+        out.extend([inputs[-1], _as_message(full, _agent_name(prompt))])  # named as the agent would
+
+    async def _agent(
+        self,
+        prompt: PromptSpec,
+        model: ModelSpec,
+        inputs: list[BaseMessage],
+        history_len: int,
+        scope: _TurnScope,
+        config: Any,
+        token_stream: bool,
+        out: list[BaseMessage],
+    ) -> AsyncGenerator[str, None]:
+        """The agent graph; yields the model node's text deltas, appends the turn's messages to `out`."""
+        agent = self.agent_for(prompt, model, scope_tools(scope))
+        token = _current_turn.set(scope)
+        config["recursion_limit"] = self._recursion_limit
+        final: dict[str, Any] = {}
+        try:
+            async for mode, payload in agent.astream(
+                {"messages": inputs},
+                config=config,
+                stream_mode=["messages", "values"] if token_stream else ["values"],
+            ):
+                if mode == "values":
+                    final = payload
+                elif payload[1].get("langgraph_node") == "model" and (text := _chunk_text(payload[0])):
+                    yield text
+        finally:
+            _current_turn.reset(token)
+        out.extend(final["messages"][history_len:])
 
     @staticmethod
     def _result(
