@@ -6,12 +6,16 @@ real Redis and database.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from app.models import Call
 from app.services.agent.sentences import SentenceSplitter, split_sentences
 from app.services.domain import (
+    HANGUP_CANCEL_MSG,
     CallContext,
     CallTool,
     SentenceReady,
@@ -22,7 +26,7 @@ from app.services.domain import (
     TurnStatus,
 )
 from app.testing.fake_ari import FakeAriServer
-from app.testing.fake_llm import FakeLLMServer, TextReply, ToolCallReply
+from app.testing.fake_llm import FakeLLMServer, HangReply, TextReply, ToolCallReply
 from tests.conftest import run_gateway, state_of
 from tests.utils import ToolApi, create_prompt, create_tool
 
@@ -142,3 +146,33 @@ async def test_streamed_turn_runs_http_and_per_call_tools_with_validation(
     assert [c["name"] for c in finished.outcome.tool_calls] == ["check_order", "end_call", "end_call"]
     assert [c["outcome"] for c in finished.outcome.tool_calls][1:] == ["invalid_args", "ok"]
     assert [e.text for e in events if isinstance(e, SentenceReady)][-1] == "Anything else?"
+
+
+async def test_cancelling_a_streamed_turn_for_a_hangup_closes_the_request_and_files_hangup(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer
+) -> None:
+    async with run_gateway(make_settings(ari_enabled=False)) as app:
+        st = state_of(app)
+        fake_llm.script("STREAM-HUP", [HangReply(5.0, "nobody hears this")])
+        seen: list[TurnEvent] = []
+
+        async def listen() -> None:
+            async for event in st.turn_service.stream_turn(request("STREAM-HUP hello", "s-hup")):
+                seen.append(event)
+
+        task = asyncio.create_task(listen())
+        while not fake_llm.requests:
+            await asyncio.sleep(0.02)
+        task.cancel(HANGUP_CANCEL_MSG)
+        await asyncio.wait({task}, timeout=3)
+        for _ in range(100):
+            if fake_llm.disconnected:
+                break
+            await asyncio.sleep(0.02)
+        await st.call_log.flush()
+        async with st.session_factory() as s:
+            call = (await s.scalars(select(Call).where(Call.channel_id == "chan-s-hup"))).one()
+    assert task.cancelled()
+    assert len(fake_llm.disconnected) == 1, "the model's HTTP request was not closed"
+    assert seen == []
+    assert [(t.status, t.user_input) for t in call.turns] == [("HANGUP", "STREAM-HUP hello")]

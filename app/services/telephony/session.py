@@ -142,7 +142,13 @@ class CallSession:
         self._inbox.put_nowait(event)
 
     def attach(self, channel_id: str) -> None:
-        """Route another channel's (or a bridge's) events to this session."""
+        """Route another channel's (or a bridge's) events to this session.
+
+        Attach before the request that creates the channel: its `StasisStart` can
+        arrive before the REST answer. So choose the id yourself (`externalMedia` and
+        `createBridge` take `channelId`/`bridgeId`) and attach it first; otherwise the
+        external channel's `StasisStart` would open a session of its own.
+        """
         self.attached.add(channel_id)
         self._on_attach(channel_id, self)
 
@@ -168,7 +174,11 @@ class CallSession:
         return task
 
     def hang_up(self) -> None:
-        """The caller is gone: cancel every task of the session with `HANGUP_CANCEL_MSG`."""
+        """The caller is gone: cancel every task of the session with `HANGUP_CANCEL_MSG`.
+
+        A conversation that must clean up (a voice call's bridge and externalMedia
+        channel) does it in a ``finally``; `run()` waits up to 5 s for the tasks to end.
+        """
         if self.hung_up:
             return
         self.hung_up = True
