@@ -20,8 +20,8 @@ session.events()`. The session itself acts on the caller's hang-up
 task it owns is cancelled with `HANGUP_CANCEL_MSG`, so a turn in flight closes its
 model request, starts no more tool calls, and is filed as ``HANGUP``.
 
-Its tasks (the event pump, the conversation, whatever the conversation `spawn`s) live
-in one set the session owns: `cancel()` or `hang_up()` cancels all of them in one
+Its tasks (the session's own, running the conversation, and whatever the conversation
+`spawn`s) live in one set the session owns: `cancel()` or `hang_up()` cancels all of them in one
 place. A set rather than an `asyncio.TaskGroup`, because a TaskGroup cancels its
 children without a message on Python 3.11, and the turn service needs the message
 to tell a hang-up from a shutdown.
@@ -132,14 +132,25 @@ class CallSession:
         self.hung_up = False
         self._handing_back = False
         self.attached: set[str] = set()
-        self._inbox: asyncio.Queue[AriEvent] = asyncio.Queue()
         self._events: asyncio.Queue[AriEvent] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- what the event reader and the conversations call --------------------------------
     def put(self, event: AriEvent) -> None:
-        """Queue an event for this session; never waits (called by the event reader)."""
-        self._inbox.put_nowait(event)
+        """Take an event for this session; never waits (called by the event reader).
+
+        The caller's own hang-up cancels the session's tasks here (`Task.cancel` does not
+        wait); every event is then queued for the conversation, in arrival order.
+        """
+        if (
+            isinstance(event, ChannelHangupRequest | ChannelDestroyed | StasisEnd)
+            and event.channel.id == self.channel_id
+        ):
+            if self._handing_back:  # our own `continue`, or a hang-up during delivery
+                self.hung_up = True
+            else:
+                self.hang_up()
+        self._events.put_nowait(event)
 
     def attach(self, channel_id: str) -> None:
         """Route another channel's (or a bridge's) events to this session.
@@ -194,31 +205,23 @@ class CallSession:
 
     # --- the session's own work -----------------------------------------------------------
     async def run(self) -> None:
-        """Run the session to its end: conversation, then delivery (or the hang-up)."""
-        self.spawn(self._pump(), "events")
-        conversation = self.spawn(self._converse(), "session")
+        """Run the session to its end: conversation, then delivery (or the hang-up).
+
+        Runs in the task the session manager created for it; that task is one of the
+        session's own, so a hang-up cancels it too.
+        """
+        me = asyncio.current_task()
+        assert me is not None
+        self._tasks.add(me)
         try:
-            await asyncio.wait({conversation})
+            await self._converse()
         finally:
+            self._tasks.discard(me)
             self.cancel()
             if self._tasks:
                 await asyncio.wait(set(self._tasks), timeout=5)
             for cid in list(self.attached):
                 self.detach(cid)
-
-    async def _pump(self) -> None:
-        """Act on the caller's hang-up; pass every event on to the conversation, in order."""
-        while True:
-            event = await self._inbox.get()
-            if (
-                isinstance(event, ChannelHangupRequest | ChannelDestroyed | StasisEnd)
-                and event.channel.id == self.channel_id
-            ):
-                if self._handing_back:  # our own `continue`, or a hang-up during delivery
-                    self.hung_up = True
-                else:
-                    self.hang_up()
-            self._events.put_nowait(event)
 
     async def _converse(self) -> None:
         result: ConversationResult | None = None
