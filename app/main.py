@@ -38,9 +38,11 @@ from app.services.agent.turns import TurnService
 from app.services.gateway import GatewayState
 from app.services.providers.llm import ModelFactory
 from app.services.providers.registry import ProviderRegistry
-from app.services.telephony.ari_client import AriClient, AriEventStream, create_ari_http_client
-from app.services.telephony.call_handler import CallHandler
+from app.services.telephony.ari_client import AriClient, create_ari_http_client
 from app.services.telephony.claims import ChannelClaims
+from app.services.telephony.event_source import AriEventStream
+from app.services.telephony.modes import default_modes
+from app.services.telephony.sessions import SessionManager
 from app.services.telephony.supervisor import supervise
 
 logger = logging.getLogger("app")
@@ -196,19 +198,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 instance_id=uuid.uuid4().hex,
                 ttl_seconds=settings.ai_turn_timeout_seconds + 5,
             )
-            handler = CallHandler(ari, turns, settings, metrics, connected=connected, claims=claims)
+            # The mode table: voice mode (app.services.media) registers here, next to text.
+            modes = default_modes()
+            sessions = SessionManager(
+                ari, turns, settings, metrics, modes=modes, connected=connected, claims=claims
+            )
             events = AriEventStream(
                 settings.ari_events_url,
                 settings.asterisk_ari_username,
                 settings.asterisk_ari_password.get_secret_value(),
-                on_event=handler.on_event,
-                on_connected=handler.recover_parked_channels,
+                on_event=sessions.on_event,
+                on_connected=sessions.recover_parked_channels,
                 metrics=metrics,
                 min_backoff_s=settings.ari_reconnect_min_seconds,
                 max_backoff_s=settings.ari_reconnect_max_seconds,
                 connected=connected,
             )
-            state.ari, state.ari_events, state.call_handler = ari, events, handler
+            state.ari, state.ari_events, state.sessions = ari, events, sessions
             reader = asyncio.create_task(
                 supervise(
                     events.run,
@@ -221,7 +227,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
 
             async def _stop_ari() -> None:
-                await handler.drain(settings.ai_turn_timeout_seconds + 5)
+                await sessions.drain(settings.ai_turn_timeout_seconds + 5)
                 await events.stop()
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
