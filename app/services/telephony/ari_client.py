@@ -262,6 +262,101 @@ class AriClient:
         """
         await self._request("DELETE", f"/channels/{channel_id}", params={"reason": reason})
 
+    # --- voice calls: answer, bridges, externalMedia, playback --------------------------------
+    async def answer(self, channel_id: str) -> None:
+        """`POST /channels/{channelId}/answer` (`answer`).
+
+        Raises:
+            AriNotFound: the channel is gone. AriConflict: not in Stasis.
+        """
+        await self._request("POST", f"/channels/{channel_id}/answer")
+
+    async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> str:
+        """`POST /bridges?type=mixing&bridgeId=…` (`create`, bridges.json); returns the bridge id.
+
+        Raises:
+            AriUnavailable: ARI did not answer.
+        """
+        params = {"type": bridge_type, "bridgeId": bridge_id, "name": bridge_id}
+        body: dict[str, Any] = (await self._request("POST", "/bridges", params=params)).json()
+        return str(body.get("id", bridge_id))
+
+    async def add_channels_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        """`POST /bridges/{bridgeId}/addChannel?channel=a,b` (`addChannel`).
+
+        Raises:
+            AriNotFound: the bridge or a channel is gone. AriError: 422 when a channel is not
+                in Stasis yet (add it only after its own `StasisStart`).
+        """
+        await self._request(
+            "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": ",".join(channel_ids)}
+        )
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        """`DELETE /bridges/{bridgeId}` (`destroy`).
+
+        Raises:
+            AriNotFound: already gone.
+        """
+        await self._request("DELETE", f"/bridges/{bridge_id}")
+
+    async def external_media(
+        self,
+        app: str,
+        channel_id: str,
+        *,
+        codec: str,
+        connection_type: str,
+        external_host: str | None = None,
+        transport_data: str | None = None,
+    ) -> dict[str, Any]:
+        """`POST /channels/externalMedia` with ``transport=websocket`` (chan_websocket).
+
+        Args:
+            app: our Stasis application (the external channel enters it).
+            channel_id: the id the external channel gets (``channelId``), chosen by us so its
+                media connection and events can be matched before the response arrives.
+            codec: ``ulaw`` or ``slin16`` (``format``).
+            connection_type: ``client`` (Asterisk connects out, via the
+                ``websocket_client.conf`` entry `external_host`) or ``server``.
+            external_host: the ``websocket_client.conf`` id (client mode only).
+            transport_data: e.g. ``v(call_id=…)`` for URI parameters.
+
+        Returns:
+            The external Channel (``channelvars`` carry ``MEDIA_WEBSOCKET_CONNECTION_ID``).
+
+        Raises:
+            AriError: 400 for a bad combination; AriUnavailable: ARI did not answer.
+        """
+        params: dict[str, Any] = {
+            "app": app,
+            "channelId": channel_id,
+            "format": codec,
+            "transport": "websocket",
+            "encapsulation": "none",
+            "connection_type": connection_type,
+        }
+        if external_host:
+            params["external_host"] = external_host
+        if transport_data:
+            params["transport_data"] = transport_data
+        body: dict[str, Any] = (await self._request("POST", "/channels/externalMedia", params=params)).json()
+        return body
+
+    async def play(self, channel_id: str, media: str, playback_id: str | None = None) -> str:
+        """`POST /channels/{channelId}/play?media=sound:…` (`play`); returns the playback id.
+
+        Raises:
+            AriNotFound: the channel is gone.
+        """
+        params = {"media": media}
+        if playback_id:
+            params["playbackId"] = playback_id
+        body: dict[str, Any] = (
+            await self._request("POST", f"/channels/{channel_id}/play", params=params)
+        ).json()
+        return str(body.get("id", playback_id or ""))
+
     async def get_application(self, name: str) -> dict[str, Any]:
         """`GET /applications/{applicationName}` (`get`): includes `channel_ids`.
 

@@ -252,7 +252,8 @@ class CallSession:
             self.turns.log_turn("call", context_of(self.channel), "", outcome)
             return ConversationResult.from_outcome(outcome)
         self.request = request = await self.build_request()
-        self.mode = request.context.stasis_args.get("AI_MODE", "").strip().lower() or DEFAULT_MODE
+        requested = request.context.stasis_args.get("AI_MODE", "").strip().lower()
+        self.mode = requested or DEFAULT_MODE
         logger.info(
             "channel=%s uniqueid=%s caller=%s StasisStart mode=%s prompt=%s model=%s",
             self.channel_id,
@@ -262,7 +263,10 @@ class CallSession:
             request.prompt_name,
             request.model,
         )
-        factory = self._modes.get(self.mode)
+        # No AI_MODE: the mode table's "" entry decides (the prompt's own default), else text.
+        factory = (
+            self._modes.get(requested) if requested else self._modes.get("", self._modes.get(DEFAULT_MODE))
+        )
         if factory is None:
             logger.warning("channel=%s unknown AI_MODE %r", self.channel_id, self.mode)
             return self._failure(f"unknown_mode: {self.mode}"[:120])
