@@ -271,7 +271,7 @@ class SessionManager:
         tasks = list(self.in_flight.values())
         if not tasks:
             return
-        logger.info("draining %d session(s)", len(tasks))
+        logger.info("draining %d in-flight turn(s) (one call session each)", len(tasks))
         _done, pending = await asyncio.wait(tasks, timeout=timeout_seconds)
         if pending:
             logger.error("%d session(s) still running at shutdown; cancelling", len(pending))
