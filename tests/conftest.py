@@ -177,6 +177,9 @@ def make_settings(
             "ari_reconnect_min_seconds": 0.05,
             "ari_reconnect_max_seconds": 0.3,
             "prompt_cache_ttl_seconds": 0.0,
+            # Voice mode's media listener on a free loopback port (tests never take 8765).
+            "voice_media_listen_host": "127.0.0.1",
+            "voice_media_listen_port": 0,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
