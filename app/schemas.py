@@ -242,7 +242,7 @@ class PromptRead(BaseModel):
     is_default: bool
     fallback_text: str | None
     tools: list[str]
-    voice: PromptVoice
+    voice: PromptVoice = Field(default_factory=PromptVoice, description="Voice settings.")
     version: int
     created_at: UtcDateTime
     updated_at: UtcDateTime
