@@ -70,12 +70,16 @@ def _number_text(value: float) -> str:
 def voice_values(form: FormData | None = None, voice: PromptVoice | None = None) -> dict[str, Any]:
     """What the fieldset shows: what was typed (`form`), else the stored settings (or defaults).
 
+    A form posted without the fieldset (no ``voice_default_mode``) counts as the defaults.
+
     Returns:
         ``{"<field>": str | bool, ..., "targets": [{"name": str, ...}, ...]}`` with
         `BLANK_TARGET_ROWS` empty rows at the end.
     """
     values: dict[str, Any] = {}
     targets: list[dict[str, str]] = []
+    if form is not None and "voice_default_mode" not in form:
+        form = None  # posted without the Voice fieldset: the defaults
     if form is not None:
         values = {name: _text(form, f"voice_{name}") for name in (*TEXT_FIELDS, *NUMBERS)}
         values.update({name: form.get(f"voice_{name}") == "on" for name in CHECKBOXES})
