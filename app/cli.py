@@ -4,8 +4,10 @@ The demo starts the real gateway (the same ASGI app and lifespan as `serve`) aga
 the project's fake Asterisk ARI server, seeds a prompt with one HTTP tool served on
 loopback, places a call with `Stasis(ai_ari_app,USER_INPUT=…,UNIQUEID=…,AI_PROMPT_NAME=demo)`
 and prints what the caller would hear and the channel variables the dialplan gets.
-Without `OPENAI_API_KEY` it uses the project's local OpenAI-compatible stand-in,
-labelled "[offline model]"; with a key it uses OpenAI for real.
+With no LLM key set, `serve` and `demo` start the project's offline stand-in in this
+process and make it the default model (provider `offline`, answers labelled
+"[offline model]"), so prompts and tools can be tried at once; with a key they use the
+configured vendor for real.
 """
 
 from __future__ import annotations
@@ -27,7 +29,55 @@ from app import __version__
 from app.core.config import Settings
 
 
+def _real_llm_configured() -> bool:
+    """True when some LLM provider other than the offline stand-in is configured."""
+    from app.services.providers.base import Capability
+    from app.services.providers.registry import ProviderRegistry
+
+    return any(
+        p.is_configured() for p in ProviderRegistry.builtin().all(Capability.LLM) if p.name != "offline"
+    )
+
+
+def _offline_settings(base: Settings, offline_url: str) -> dict[str, Any]:
+    """Settings overrides that make the offline stand-in at `offline_url` the default model."""
+    return {
+        "default_ai_model": "offline",
+        "provider_overrides": {**base.provider_overrides, "llm:offline": {"base_url": offline_url}},
+    }
+
+
+OFFLINE_NOTICE = (
+    "No LLM key is set: using the OFFLINE STAND-IN model (canned answers, not a real model) at {url}.\n"
+    "Set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or OPENAI_COMPATIBLE_BASE_URL in .env "
+    "(see .env.example) and restart to use a real model.\n"
+)
+
+
+async def _serve_offline(args: argparse.Namespace) -> None:
+    """Serve with the offline stand-in (started in this process) as the default model."""
+    from app.main import create_app
+    from app.testing.fake_llm import FakeLLMServer
+
+    offline = FakeLLMServer()
+    await offline.start()
+    try:
+        settings = Settings(**_offline_settings(Settings(), offline.openai_base_url))
+        sys.stdout.write(OFFLINE_NOTICE.format(url=offline.openai_base_url))
+        sys.stdout.flush()
+        config = uvicorn.Config(
+            create_app(settings), host=args.host, port=args.port, log_level="info", proxy_headers=True
+        )
+        await uvicorn.Server(config).serve()
+    finally:
+        await offline.stop()
+
+
 def _serve(args: argparse.Namespace) -> None:
+    if not _real_llm_configured():
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve_offline(args))
+        return
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -149,14 +199,13 @@ async def _demo(args: argparse.Namespace) -> int:
     if "DATABASE_URL" not in os.environ:
         overrides["database_url"] = f"sqlite:///{workdir}/demo.db"
     offline: FakeLLMServer | None = None
-    if base.openai_api_key is None:
+    if not _real_llm_configured():
         offline = FakeLLMServer()
         await offline.start()
-        overrides.update(openai_api_key="offline-demo", openai_base_url=offline.openai_base_url)
-        overrides["default_ai_model"] = "openai"
-        model_label = "OFFLINE MODEL (local OpenAI-compatible stand-in; set OPENAI_API_KEY for OpenAI)"
+        overrides.update(_offline_settings(base, offline.openai_base_url))
+        model_label = "OFFLINE STAND-IN (canned answers, not a real model; set an LLM key to use one)"
     else:
-        model_label = f"OpenAI {base.openai_model_name}"
+        model_label = base.default_ai_model
     login_note = _demo_login(base, workdir, overrides)
     settings = Settings(**overrides)
     app = create_app(settings)
@@ -247,7 +296,9 @@ def main(argv: list[str] | None = None) -> None:
     demo = sub.add_parser("demo", help="place a call through a fake Asterisk and print the result")
     demo.add_argument("--say", action="append", help="the caller's words (repeat for more turns)")
     demo.add_argument("--prompt", default="demo", help="AI_PROMPT_NAME (default: demo)")
-    demo.add_argument("--model", default=None, help="AI_MODEL, e.g. openai or gemini:gemini-2.5-flash")
+    demo.add_argument(
+        "--model", default=None, help="AI_MODEL, e.g. openai, anthropic or gemini:gemini-2.5-flash"
+    )
     demo.add_argument("--uniqueid", default="demo-conversation-1", help="UNIQUEID conversation key")
     demo.add_argument("--port", type=int, default=0, help="port for the gateway's HTTP server")
     demo.add_argument("--keep-running", action="store_true", help="keep the gateway up after the call")

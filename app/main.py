@@ -36,6 +36,7 @@ from app.services.agent.tools import ToolExecutor, create_tool_http_client
 from app.services.agent.turns import TurnService
 from app.services.gateway import GatewayState
 from app.services.providers.llm import ModelFactory
+from app.services.providers.registry import ProviderRegistry
 from app.services.telephony.ari_client import AriClient, AriEventStream, create_ari_http_client
 from app.services.telephony.call_handler import CallHandler
 from app.services.telephony.claims import ChannelClaims
@@ -59,11 +60,25 @@ def _secret_key(settings: Settings) -> str:
     return key
 
 
+async def _preload_models(models: ModelFactory, settings: Settings, events: AriEventStream | None) -> None:
+    """Import the default and fallback models' SDKs in a worker thread, once ARI is connected.
+
+    The first call then does not wait for them (about 1 s of CPU each), and start-up does
+    not either; SDKs of providers no setting names are never imported.
+    """
+    if events is not None:
+        await events.connected.wait()
+    await models.preload([settings.default_ai_model, settings.fallback_ai_model])
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build every long-lived client, start the ARI event loop, and close all in reverse."""
     settings: Settings = app.state.settings
-    redact = configure_logging(settings)
+    providers: ProviderRegistry = app.state.providers or ProviderRegistry.builtin(
+        overrides=settings.provider_overrides
+    )
+    redact = configure_logging(settings, providers.secrets())
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.async_database_url)
         stack.push_async_callback(engine.dispose)
@@ -93,7 +108,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             policy=host_policy,
             metrics=metrics,
         )
-        models = ModelFactory(settings)
+        stack.push_async_callback(providers.aclose)
+        models = ModelFactory(
+            providers, timeout_s=settings.llm_request_timeout_seconds, max_retries=settings.llm_max_retries
+        )
         stack.push_async_callback(models.aclose)
         memory = ConversationMemory(
             redis,
@@ -118,6 +136,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             tool_executor=executor,
             turn_service=turns,
             call_log=call_log,
+            providers=providers,
             login_limiter=LoginLimiter(
                 redis,
                 prefix=settings.redis_key_prefix,
@@ -129,9 +148,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         if not any(models.configured().values()):
             logger.warning(
-                "NOTICE: no LLM API key is set (OPENAI_API_KEY or GEMINI_API_KEY). Calls will "
-                "continue with the fallback text and AI_STATUS=ERROR, AI_ERROR=llm_not_configured. "
-                "Run `make demo` for an offline demo with a local stand-in model."
+                "NOTICE: no LLM is configured (set one of %s). Calls will continue with the "
+                "fallback text and AI_STATUS=ERROR, AI_ERROR=llm_not_configured. `ai-gateway serve` "
+                "(make run) starts the offline stand-in model when no key is set.",
+                ", ".join(p.key_env for p in models.providers() if p.key_env and p.name != "offline"),
             )
         if settings.admin_password_problem and settings.dev_mode:
             state.admin_password = generate_dev_password()
@@ -204,16 +224,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             logger.info(
                 "ARI: Stasis application '%s' at %s", settings.asterisk_app_name, settings.ari_base_url
             )
+        preload = asyncio.create_task(_preload_models(models, settings, state.ari_events), name="llm-preload")
+        stack.callback(preload.cancel)
         logger.info("Asterisk AI Gateway %s started", __version__)
         yield
         logger.info("shutting down")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, providers: ProviderRegistry | None = None) -> FastAPI:
     """Build the FastAPI application.
 
     Args:
         settings: explicit settings (tests); default `get_settings()`.
+        providers: explicit provider registry (tests); default: every built-in provider with
+            its own environment variables and `settings.provider_overrides`, built by the lifespan.
     """
     app = FastAPI(
         title="Asterisk AI Gateway",
@@ -226,6 +250,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings or get_settings()
+    app.state.providers = providers
     install_error_handlers(app)
     include_routers(app)
     install_middleware(app)

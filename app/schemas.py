@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -40,6 +41,26 @@ Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
 #: Prompt names are used as `AI_PROMPT_NAME` in the dialplan.
 PROMPT_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
+#: The two patterns above in words, for the admin UI's hints and error messages.
+TOOL_NAME_RULE = "1 to 64 characters: letters, digits, - and _ (no spaces)"
+PROMPT_NAME_RULE = "1 to 100 characters: letters, digits, - _ . and : (no spaces)"
+
+
+def _refuse_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError(
+            "null_not_allowed", "may not be null; leave the field out to keep its value"
+        )
+    return value
+
+
+#: A `PATCH` field that may be left out (it is then None) but not sent as null. Pydantic
+#: sees only `T` (so the OpenAPI schema shows no null and errors name one branch) and the
+#: unvalidated None default; type checkers see `T | None`, which is what the code reads.
+if TYPE_CHECKING:
+    Patch = Annotated[T | None, ...]
+else:
+    Patch = Annotated[T, BeforeValidator(_refuse_null)]
 
 #: Transfer target names are what the model passes to ``transfer_call``.
 TRANSFER_NAME_PATTERN = r"^[a-z0-9_]{1,40}$"
@@ -219,16 +240,23 @@ class PromptCreate(BaseModel):
 
 
 class PromptUpdate(BaseModel):
-    """A partial prompt update (`PATCH`): only the fields sent change."""
+    """A partial prompt update (`PATCH`): only the fields sent change.
+
+    Leave a field out to keep it. ``null`` clears `metadata` and `fallback_text`; on any
+    other field it is refused (422), since those fields cannot be empty. A body that
+    changes nothing (``{}`` or the current values) answers the prompt unchanged: no new
+    version, no audit entry.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, pattern=PROMPT_NAME_PATTERN)
-    content: Text | None = Field(default=None, min_length=1, max_length=100_000)
+    # Left out: kept. Null: refused (422), except where the field may be empty.
+    name: Patch[Annotated[str, StringConstraints(pattern=PROMPT_NAME_PATTERN)]] = None
+    content: Patch[Annotated[Text, StringConstraints(min_length=1, max_length=100_000)]] = None
     metadata: dict[str, Any] | None = None
-    is_default: bool | None = None
+    is_default: Patch[bool] = None
     fallback_text: Text | None = Field(default=None, max_length=2000)
-    tools: list[Text] | None = None
+    tools: Patch[list[Text]] = None
     voice: PromptVoice | None = Field(default=None, description=_VOICE_PATCH)
 
 
@@ -283,21 +311,27 @@ class ToolCreate(BaseModel):
 
 
 class ToolUpdate(BaseModel):
-    """A partial tool update (`PATCH`): only the fields sent change."""
+    """A partial tool update (`PATCH`): only the fields sent change.
+
+    Leave a field out to keep it. ``null`` clears `body_template`; on any other field it
+    is refused (422). A body that changes nothing answers the tool unchanged: no new
+    version, no audit entry.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, pattern=TOOL_NAME_PATTERN)
-    description: Text | None = Field(default=None, max_length=4000)
-    parameters: dict[str, Any] | None = None
-    url: Text | None = Field(default=None, min_length=1, max_length=2000)
-    method: HttpMethod | None = None
-    headers: dict[str, Text] | None = Field(default=None, description=_HEADERS_DESCRIPTION)
-    secret_headers: list[Text] | None = None
-    args_location: ArgsLocation | None = None
+    # Left out: kept. Null: refused (422), except where the field may be empty.
+    name: Patch[Annotated[str, StringConstraints(pattern=TOOL_NAME_PATTERN)]] = None
+    description: Patch[Annotated[Text, StringConstraints(max_length=4000)]] = None
+    parameters: Patch[dict[str, Any]] = None
+    url: Patch[Annotated[Text, StringConstraints(min_length=1, max_length=2000)]] = None
+    method: Patch[HttpMethod] = None
+    headers: Patch[dict[str, Text]] = Field(default=None, description=_HEADERS_DESCRIPTION)
+    secret_headers: Patch[list[Text]] = None
+    args_location: Patch[ArgsLocation] = None
     body_template: Any | None = None
-    timeout_seconds: float | None = Field(default=None, gt=0, le=120)
-    enabled: bool | None = None
+    timeout_seconds: Patch[Annotated[float, Field(gt=0, le=120)]] = None
+    enabled: Patch[bool] = None
 
 
 class ToolRead(BaseModel):
@@ -433,12 +467,14 @@ class ComponentStatus(BaseModel):
 
 
 class ProviderStatus(BaseModel):
-    """A configured LLM provider. The key itself is never shown."""
+    """One provider of the registry (LLM, STT or TTS). No secret is ever shown."""
 
-    name: str
-    key_present: bool
-    model: str
-    custom_base_url: bool
+    name: str = Field(description="Registry name, as used in `AI_MODEL` (`openai`, `anthropic`).")
+    capability: str = Field(description="`llm`, `stt` or `tts`.")
+    label: str = Field(description="Human label, e.g. `Anthropic Claude`.")
+    configured: bool = Field(description="True when it can serve a turn now.")
+    detail: str = Field(description="Why not, or a short note such as the default model.")
+    env: list[str] = Field(description="The environment variables that configure it.")
 
 
 class StatusRead(BaseModel):
@@ -489,7 +525,9 @@ class ChatRequest(BaseModel):
     message: Text = Field(min_length=1, max_length=8000)
     prompt_name: Text | None = Field(default=None, max_length=100)
     model: Text | None = Field(
-        default=None, max_length=100, description="`openai`, `gemini` or `provider:model`."
+        default=None,
+        max_length=100,
+        description="A provider (`openai`, `anthropic`, `offline`, ...) or `provider:model`.",
     )
 
 

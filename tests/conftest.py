@@ -33,11 +33,21 @@ from tests.utils import ToolApi
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEST_OPENAI_KEY = "sk-test-openai-9f8e7d6c5b4a"
 TEST_GEMINI_KEY = "gm-test-gemini-1a2b3c4d5e6f"
+TEST_ANTHROPIC_KEY = "sk-ant-test-7h6g5f4e3d2c"
+TEST_COMPATIBLE_KEY = "local-test-key-5k4j3h2g1f"
 TEST_ADMIN_PASSWORD = "correct-horse-battery-staple"
 TEST_SECRET_KEY = "test-secret-key-for-fernet-0123456789"
 TEST_TOOL_SECRET = "tool-secret-XYZ987"
 #: Values that must never appear in anything the suite logs (tests/test_zz_no_secrets_in_logs.py).
-SECRETS = (TEST_OPENAI_KEY, TEST_GEMINI_KEY, TEST_ADMIN_PASSWORD, TEST_SECRET_KEY, TEST_TOOL_SECRET)
+SECRETS = (
+    TEST_OPENAI_KEY,
+    TEST_GEMINI_KEY,
+    TEST_ANTHROPIC_KEY,
+    TEST_COMPATIBLE_KEY,
+    TEST_ADMIN_PASSWORD,
+    TEST_SECRET_KEY,
+    TEST_TOOL_SECRET,
+)
 SUITE_LOG = Path(__file__).resolve().parent.parent / "test-artifacts" / "suite.log"
 
 
@@ -124,6 +134,26 @@ async def tool_api() -> AsyncIterator[ToolApi]:
     await api.stop()
 
 
+def llm_provider_overrides(fake_llm: FakeLLMServer, *without: str) -> dict[str, dict[str, Any]]:
+    """`Settings.provider_overrides` pointing every LLM provider (but `without`) at the stand-in."""
+    overrides = {
+        "llm:openai": {"api_key": TEST_OPENAI_KEY, "base_url": fake_llm.openai_base_url},
+        "llm:gemini": {"api_key": TEST_GEMINI_KEY, "base_url": fake_llm.gemini_base_url},
+        "llm:anthropic": {"api_key": TEST_ANTHROPIC_KEY, "base_url": fake_llm.anthropic_base_url},
+        "llm:openai_compatible": {"api_key": TEST_COMPATIBLE_KEY, "base_url": fake_llm.openai_base_url},
+    }
+    # A provider left out still gets explicit empty values, so a developer's .env cannot leak in.
+    empty: dict[str, dict[str, Any]] = {
+        "llm:openai": {"api_key": None, "base_url": None},
+        "llm:gemini": {"api_key": None, "base_url": None},
+        "llm:anthropic": {"api_key": None, "base_url": None},
+        "llm:openai_compatible": {"api_key": None, "base_url": None},
+    }
+    return {
+        key: (empty[key] if key.split(":")[1] in without else values) for key, values in overrides.items()
+    }
+
+
 @pytest.fixture
 def make_settings(
     database_url: str, redis_prefix: str, fake_ari: FakeAriServer, fake_llm: FakeLLMServer
@@ -138,10 +168,7 @@ def make_settings(
             "asterisk_ari_url": fake_ari.base_url,
             "asterisk_ari_username": fake_ari.username,
             "asterisk_ari_password": fake_ari.password,
-            "openai_api_key": TEST_OPENAI_KEY,
-            "openai_base_url": fake_llm.openai_base_url,
-            "gemini_api_key": TEST_GEMINI_KEY,
-            "gemini_base_url": fake_llm.gemini_base_url,
+            "provider_overrides": llm_provider_overrides(fake_llm),
             "tool_allowed_hosts": ["127.0.0.1"],
             "web_ui_password": TEST_ADMIN_PASSWORD,
             "secret_key": TEST_SECRET_KEY,

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from langchain.agents import create_agent
+from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langchain_core.tools import StructuredTool
@@ -77,7 +78,19 @@ def _gemini(server: FakeLLMServer, **kw: Any) -> ChatGoogleGenerativeAI:
     return model
 
 
+def _anthropic(server: FakeLLMServer, **kw: Any) -> ChatAnthropic:
+    return ChatAnthropic(  # type: ignore[call-arg]
+        model="claude-haiku-4-5",
+        base_url=server.anthropic_base_url,
+        api_key="sk-ant-test",  # type: ignore[arg-type]
+        max_retries=0,
+        **kw,
+    )
+
+
 def _model(server: FakeLLMServer, vendor: str) -> BaseChatModel:
+    if vendor == "anthropic":
+        return _anthropic(server)
     return _openai(server) if vendor == "openai" else _gemini(server)
 
 
@@ -105,7 +118,7 @@ async def _tool_round_trip(server: FakeLLMServer, model: BaseChatModel, vendor: 
 
     result = ToolMessage("order 42 shipped on Monday", tool_call_id=first.tool_calls[0]["id"])
     second = await bound.ainvoke([question, first, result])
-    assert second.content == "Order 42 has shipped."
+    assert second.text == "Order 42 has shipped."
     assert second.usage_metadata is not None and second.usage_metadata["output_tokens"] >= 1
 
     roles = [m.role for m in server.requests[-1].messages]
@@ -228,10 +241,86 @@ async def test_gemini_requires_api_key(server: FakeLLMServer) -> None:
     assert resp.json()["error"]["status"] == "UNAUTHENTICATED"
 
 
+# ---------------------------------------------------------------- Anthropic
+
+
+async def test_anthropic_text_reply_with_system_prompt(server: FakeLLMServer) -> None:
+    """ChatAnthropic gets text and usage from POST /v1/messages."""
+    server.script(None, [TextReply("Hello from Claude")])
+    msg = await _anthropic(server).ainvoke([("system", "Be brief."), ("user", "hi there")])
+    assert msg.content == "Hello from Claude"
+    assert msg.usage_metadata is not None and msg.usage_metadata["input_tokens"] > 0
+    assert msg.response_metadata["stop_reason"] == "end_turn"
+    req = server.requests[-1]
+    assert (req.vendor, req.model, req.system, req.last_user_text) == (
+        "anthropic",
+        "claude-haiku-4-5",
+        "Be brief.",
+        "hi there",
+    )
+    assert req.stream is False
+
+
+async def test_anthropic_tool_round_trip(server: FakeLLMServer) -> None:
+    """tool_use block out, tool_result block back, then text."""
+    await _tool_round_trip(server, _anthropic(server), "anthropic")
+    assert server.requests[-1].messages[2].tool_call_id.startswith("toolu_")  # type: ignore[union-attr]
+
+
+async def test_anthropic_streaming_tool_round_trip(server: FakeLLMServer) -> None:
+    """The same round trip over the Messages API's SSE events (input_json_delta for arguments)."""
+    await _tool_round_trip(server, _anthropic(server, streaming=True), "anthropic")
+    assert server.requests[-1].stream is True
+
+
+async def test_anthropic_astream_text_chunks(server: FakeLLMServer) -> None:
+    """astream yields the text in several text_delta chunks, and the usage at the end."""
+    text = "Claude streams answers as content_block_delta events, piece by piece."
+    server.script(None, [TextReply(text)])
+    chunks = [c async for c in _anthropic(server).astream("hi")]
+    assert len([c for c in chunks if c.text]) > 1
+    full = chunks[0]
+    for c in chunks[1:]:
+        full = full + c
+    assert isinstance(full, AIMessageChunk)
+    assert full.text == text
+    assert full.usage_metadata is not None and full.usage_metadata["output_tokens"] >= 1
+
+
+async def test_anthropic_stream_events_in_protocol_order(server: FakeLLMServer) -> None:
+    """The raw SSE stream has the Messages API's event names, in order."""
+    server.script(None, [ToolCallReply([("check_order", {"order_id": 5})])])
+    body = {"model": "m", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(server.base_url + "/v1/messages", json=body, headers={"x-api-key": "k"})
+    events = [line[7:] for line in resp.text.splitlines() if line.startswith("event: ")]
+    assert events == [
+        "message_start",
+        "ping",
+        "content_block_start",
+        *["content_block_delta"] * (len(events) - 6),
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert '"stop_reason":"tool_use"' in resp.text
+
+
+async def test_anthropic_errors(server: FakeLLMServer) -> None:
+    """ErrorReply and a missing key surface as the SDK's errors, Anthropic-shaped."""
+    server.script(None, [ErrorReply(429, "claude is busy")])
+    with pytest.raises(Exception, match="claude is busy"):
+        await _anthropic(server).ainvoke("hi")
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(server.base_url + "/v1/messages", json={"max_tokens": 1})
+    assert resp.status_code == 401
+    assert resp.json()["error"]["type"] == "authentication_error"
+
+
 # ----------------------------------------------------------- create_agent
 
 
-@pytest.mark.parametrize("vendor", ["openai", "gemini"])
+@pytest.mark.parametrize("vendor", ["openai", "gemini", "anthropic"])
 async def test_create_agent_end_to_end(server: FakeLLMServer, vendor: str) -> None:
     """A create_agent agent executes the tool and returns the final text."""
     calls: list[int] = []
@@ -259,7 +348,7 @@ async def test_create_agent_end_to_end(server: FakeLLMServer, vendor: str) -> No
     assert "shipped on Monday" in last.messages[-1].content
 
 
-@pytest.mark.parametrize("vendor", ["openai", "gemini"])
+@pytest.mark.parametrize("vendor", ["openai", "gemini", "anthropic"])
 async def test_create_agent_offline_model(server: FakeLLMServer, vendor: str) -> None:
     """Without scripts the offline model drives the agent deterministically."""
     agent = create_agent(_model(server, vendor), tools=[CHECK_ORDER])
@@ -274,7 +363,7 @@ async def test_create_agent_offline_model(server: FakeLLMServer, vendor: str) ->
 # ----------------------------------------------------- routing & behaviour
 
 
-@pytest.mark.parametrize("vendor", ["openai", "gemini"])
+@pytest.mark.parametrize("vendor", ["openai", "gemini", "anthropic"])
 async def test_keyed_scripts_route_concurrent_calls(server: FakeLLMServer, vendor: str) -> None:
     """Keyed scripts route concurrent calls by marker."""
     keys = ["CALL-1", "CALL-10", "CALL-100", "CALL-2", "CALL-3"]  # prefixes on purpose

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from app.core.config import Settings
-from app.services.providers.llm import ModelFactory
+import pytest
+
+from app.services.providers.base import UnknownProvider
+from app.services.providers.llm import ModelFactory, ModelSpec
+from app.services.providers.llm.gemini import GeminiSettings
+from app.services.providers.llm.openai import OpenAISettings
+from app.services.providers.registry import ProviderRegistry
 from app.testing.fake_llm import FakeLLMServer
 
 
 async def test_shutdown_closes_every_providers_http_sessions() -> None:
     async with FakeLLMServer() as srv:
         factory = ModelFactory(
-            Settings(
-                openai_api_key="sk-test",
-                openai_base_url=srv.openai_base_url,
-                gemini_api_key="g-test",
-                gemini_base_url=srv.gemini_base_url,
+            ProviderRegistry.builtin(
+                {
+                    "llm:openai": OpenAISettings(api_key="sk-test", base_url=srv.openai_base_url),
+                    "llm:gemini": GeminiSettings(api_key="g-test", base_url=srv.gemini_base_url),
+                }
             )
         )
         openai_model = factory.get(factory.resolve("openai"))
@@ -30,3 +35,17 @@ async def test_shutdown_closes_every_providers_http_sessions() -> None:
         assert all(s.closed for s in gemini_sessions)
         assert factory.get(factory.resolve("openai")) is not openai_model  # the cache was emptied
         await factory.aclose()
+
+
+def test_model_specs_use_init_chat_model_spelling() -> None:
+    factory = ModelFactory(
+        ProviderRegistry.builtin({"llm:openai": OpenAISettings(model_name="gpt-4.1-mini")})
+    )
+    assert factory.resolve("OpenAI") == ModelSpec("openai", "gpt-4.1-mini")
+    assert factory.resolve("anthropic:claude-sonnet-5") == ModelSpec("anthropic", "claude-sonnet-5")
+    # Ollama tags keep their colon.
+    assert str(factory.resolve("openai_compatible:llama3.2:3b")) == "openai_compatible:llama3.2:3b"
+    with pytest.raises(UnknownProvider, match="known: anthropic, gemini, offline, openai, openai_compatible"):
+        factory.resolve("mistral:large")
+    with pytest.raises(UnknownProvider):
+        factory.resolve("  ")

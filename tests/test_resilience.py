@@ -238,7 +238,11 @@ async def test_sigterm_finishes_in_flight_turns_and_answers_new_calls_at_once(
     """The real process, as systemd or Kubernetes stops it."""
     settings = make_settings()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "GEMINI"))},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("OPENAI", "GEMINI", "ANTHROPIC", "OFFLINE_MODEL"))
+        },
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.effective_redis_url,
         "REDIS_KEY_PREFIX": settings.redis_key_prefix,

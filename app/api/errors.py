@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.schemas import ErrorDetail, ErrorResponse
-from app.services.admin.service import AdminError, NameConflict, NotFound, ValidationFailed
+from app.services.admin.errors import AdminError, Conflict, NotFound, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ async def _admin_error(_request: Request, exc: Exception) -> JSONResponse:
     status = 500
     if isinstance(exc, ValidationFailed):
         status = 422
-    elif isinstance(exc, NameConflict):
+    elif isinstance(exc, Conflict):
         status = 409
     elif isinstance(exc, NotFound):
         status = 404

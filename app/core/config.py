@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator
@@ -28,17 +28,14 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
-    # --- LLM providers -------------------------------------------------------------
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
-    openai_model_name: str = "gpt-4o-mini"
-    gemini_api_key: SecretStr | None = None
-    gemini_base_url: str | None = None
-    gemini_model_name: str = "gemini-2.5-flash"
+    # --- LLM (each provider reads its own variables: app/services/providers/llm/) ------
     default_ai_model: str = "openai"
     fallback_ai_model: str | None = None
     llm_request_timeout_seconds: float = 10.0
     llm_max_retries: int = 2
+    #: Field values for providers by ``"<capability>:<name>"`` that win over their own
+    #: variables (the CLI's offline model, tests). Not read from the environment in practice.
+    provider_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
 
     # --- Redis (conversation memory) -----------------------------------------------
     redis_url: str | None = None
@@ -106,8 +103,6 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "openai_api_key",
-        "gemini_api_key",
         "redis_password",
         "web_ui_password",
         "secret_key",
@@ -115,7 +110,7 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
-        """Treat an empty variable (`OPENAI_API_KEY=`) as unset."""
+        """Treat an empty variable (`WEB_UI_PASSWORD=`) as unset."""
         if isinstance(value, str) and not value.strip():
             return None
         return value
@@ -164,10 +159,6 @@ class Settings(BaseSettings):
         if self.web_ui_password.get_secret_value().strip().lower() in WEAK_PASSWORDS:
             return "WEB_UI_PASSWORD is a well-known default"
         return None
-
-    def provider_key(self, provider: str) -> SecretStr | None:
-        """The API key configured for `provider` (``openai`` or ``gemini``), if any."""
-        return {"openai": self.openai_api_key, "gemini": self.gemini_api_key}.get(provider)
 
 
 @lru_cache

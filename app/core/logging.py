@@ -33,8 +33,14 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(settings: Settings) -> RedactSecrets:
-    """Set the root log level and format, and install the redaction filter on its handlers."""
+def configure_logging(settings: Settings, extra_secrets: list[str] | None = None) -> RedactSecrets:
+    """Set the root log level and format, and install the redaction filter on its handlers.
+
+    Args:
+        settings: the gateway's settings (their own secrets are masked).
+        extra_secrets: more values to mask, e.g. the providers' API keys
+            (`ProviderRegistry.secrets()`); core does not know provider settings.
+    """
     level = "DEBUG" if settings.debug_mode else settings.log_level
     root = logging.getLogger()
     if not root.handlers:
@@ -45,8 +51,6 @@ def configure_logging(settings: Settings) -> RedactSecrets:
     secrets = [
         s.get_secret_value()
         for s in (
-            settings.openai_api_key,
-            settings.gemini_api_key,
             settings.redis_password,
             settings.web_ui_password,
             settings.secret_key,
@@ -54,10 +58,20 @@ def configure_logging(settings: Settings) -> RedactSecrets:
         )
         if s is not None
     ]
-    redact = RedactSecrets(secrets)
+    redact = RedactSecrets(secrets + list(extra_secrets or ()))
     for handler in root.handlers:
         if not any(isinstance(f, RedactSecrets) for f in handler.filters):
             handler.addFilter(redact)
-    for noisy in ("httpx", "httpx2", "httpcore", "websockets", "aiosqlite", "openai", "google_genai"):
+    noisy_loggers = (
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "websockets",
+        "aiosqlite",
+        "openai",
+        "google_genai",
+        "anthropic",
+    )
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return redact

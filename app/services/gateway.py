@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from app.services.agent.catalog import Catalog
     from app.services.agent.tools import ToolExecutor
     from app.services.agent.turns import TurnService
+    from app.services.providers.registry import ProviderRegistry
     from app.services.telephony.ari_client import AriClient, AriEventStream
     from app.services.telephony.call_handler import CallHandler
 
@@ -36,6 +37,7 @@ class GatewayState:
     turn_service: TurnService
     call_log: CallLogWriter
     login_limiter: LoginLimiter
+    providers: ProviderRegistry
     ari: AriClient | None = None
     ari_events: AriEventStream | None = None
     call_handler: CallHandler | None = None

@@ -6,7 +6,11 @@ socket (Starlette app served by uvicorn inside the current event loop):
 * the event WebSocket ``GET /ari/events?app=...`` (``events.json`` eventWebsocket),
 * ``/ari/channels`` (list, get, hangup, continueInDialplan, answer, ring,
   getChannelVar, setChannelVar, setChannelVars, getChannelVars),
-* ``/ari/applications`` (list, get) and ``/ari/asterisk`` (getInfo, ping).
+* ``/ari/applications`` (list, get) and ``/ari/asterisk`` (getInfo, ping),
+* bridges, ``play`` and playbacks (:mod:`app.testing.fake_bridges`),
+* ``/ari/channels/externalMedia`` over chan_websocket, client and server mode
+  (:mod:`app.testing.fake_media`, protocol in :mod:`app.testing.chan_websocket`);
+  a scripted caller for a placed call is :class:`app.testing.fake_caller.FakeCaller`.
 
 Event and response shapes are modelled on JSON captured from a real Asterisk
 (``tests/fixtures/ari_samples``); error codes and messages follow Asterisk's
@@ -76,6 +80,8 @@ from app.testing.ari_spec import (
     find_operation,
     find_path,
 )
+from app.testing.fake_bridges import FakeBridges
+from app.testing.fake_media import FakeMedia
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +210,8 @@ class FakeChannel:
             failed ``Stasis()``).
         reported_vars: Variables set with ``report_events`` (shown in ``channelvars``).
         stasis_failed: True when ``Stasis()`` failed because the app was not registered.
+        app_name: Dialplan application shown in ``dialplan.app_name`` (``Stasis``;
+            ``AppDial2`` for an externalMedia channel before its ``StasisStart``).
     """
 
     id: str
@@ -226,6 +234,7 @@ class FakeChannel:
     left_stasis: asyncio.Event = field(default_factory=asyncio.Event)
     reported_vars: set[str] = field(default_factory=set)
     stasis_failed: bool = False
+    app_name: str = "Stasis"
 
     def to_json(self) -> dict[str, Any]:
         """Render the channel as an ARI ``Channel`` model (channels.json).
@@ -240,7 +249,7 @@ class FakeChannel:
             "creationtime": self.creationtime,
             "dialplan": {
                 "app_data": self.app_data,
-                "app_name": "Stasis",
+                "app_name": self.app_name,
                 "context": self.context,
                 "exten": self.exten,
                 "priority": self.priority,
@@ -355,6 +364,11 @@ class FakeAriServer:
             (100 ms by default): an event WebSocket whose send blocks longer is
             dropped. ``None`` disables.
         asterisk_id: Entity id put in events.
+        websocket_clients: ``websocket_client.conf`` connections for externalMedia
+            ``connection_type=client``: id → ``uri`` (:mod:`app.testing.fake_media`).
+        sound_duration_s: Length of every ``play`` (:mod:`app.testing.fake_bridges`), s.
+        media_connect_timeout_s: How long a server-mode external channel waits
+            for the application's media WebSocket before it is destroyed, s.
 
     Attributes:
         requests: Every request and WebSocket handshake, in arrival order.
@@ -363,6 +377,9 @@ class FakeAriServer:
         channels: All channels by id, including those that hung up.
         refused_connections: Connections closed because of ``session_limit``.
         dropped_requests: Requests dropped while REST was unavailable.
+        bridges: Bridges and playbacks (:class:`~app.testing.fake_bridges.FakeBridges`).
+        media: externalMedia channels and their media WebSockets
+            (:class:`~app.testing.fake_media.FakeMedia`).
     """
 
     def __init__(
@@ -375,6 +392,9 @@ class FakeAriServer:
         session_limit: int | None = None,
         ws_write_timeout: float | None = 0.1,
         asterisk_id: str = DEFAULT_ASTERISK_ID,
+        websocket_clients: Mapping[str, str] | None = None,
+        sound_duration_s: float = 1.0,
+        media_connect_timeout_s: float = 31.0,
     ) -> None:
         """Configure the server; nothing listens until :meth:`start`."""
         self.username = username
@@ -420,6 +440,10 @@ class FakeAriServer:
             ("channels", "getChannelVars"): self._h_get_vars,
             ("channels", "setChannelVars"): self._h_set_vars,
         }
+        self.bridges = FakeBridges(self, sound_duration_s)
+        self.media = FakeMedia(self, dict(websocket_clients or {}), media_connect_timeout_s)
+        self._handlers.update(self.bridges.handlers())
+        self._handlers.update(self.media.handlers())
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -474,6 +498,8 @@ class FakeAriServer:
             return
         self._server = None
         self._serve_task = None
+        await self.media.aclose()
+        await self.bridges.aclose()
         for app in list(self._apps.values()):
             for conn in list(app.connections):
                 self._detach(conn)
@@ -607,6 +633,8 @@ class FakeAriServer:
         if chan.in_stasis:
             app = chan.app
             self._emit(app, "ChannelHangupRequest", chan, cause=cause)
+            for bridge_app, event in self.bridges.leave(chan):
+                self._dispatch(bridge_app, event)
             self._leave_stasis(chan, set_status=False)
             self._emit(app, "StasisEnd", chan)
             self._emit(
@@ -764,6 +792,38 @@ class FakeAriServer:
         }
         event.update(extra)
         return dict(sorted(event.items()))
+
+    def _event_plain(self, app: str, event_type: str, **extra: Any) -> dict[str, Any]:
+        """An event without a ``channel`` (PlaybackStarted, BridgeDestroyed, ...)."""
+        event: dict[str, Any] = {
+            "application": app,
+            "asterisk_id": self.asterisk_id,
+            "timestamp": asterisk_timestamp(),
+            "type": event_type,
+        }
+        event.update(extra)
+        return dict(sorted(event.items()))
+
+    def _new_external_channel(self, channel_id: str | None, name: str) -> FakeChannel:
+        """A ``Down`` channel made by externalMedia (externalMedia-websocket-*-response.json)."""
+        cid = channel_id or f"{self._id_epoch}.{next(self._id_counter)}"
+        chan = FakeChannel(
+            id=cid,
+            name=name,
+            app="",
+            args=[],
+            app_data="(Outgoing Line)",
+            caller_number="",
+            caller_name="",
+            context="default",
+            exten="s",
+            priority=1,
+            state="Down",
+            creationtime=asterisk_timestamp(),
+            app_name="AppDial2",
+        )
+        self.channels[cid] = chan
+        return chan
 
     def _emit(self, app: str, event_type: str, chan: FakeChannel, **extra: Any) -> None:
         self._dispatch(app, self._event(app, event_type, chan, **extra))
@@ -923,6 +983,10 @@ class FakeAriServer:
     async def _handle_ws(self, websocket: WebSocket) -> None:
         arrived = time.monotonic()
         path = websocket.url.path
+        if path.startswith("/media/"):
+            # chan_websocket's server mode, on Asterisk's HTTP server (not ARI).
+            await self.media.serve_websocket(websocket)
+            return
         query = list(websocket.query_params.multi_items())
         record = RecordedRequest("GET", path, query, None, 0, arrived)
         self.requests.append(record)
@@ -1132,9 +1196,13 @@ class FakeAriServer:
                     ),
                 )
             )
+            deferred.extend(self.bridges.leave(chan))
             self._leave_stasis(chan, set_status=False)
             deferred.append((app, self._event(app, "StasisEnd", chan)))
+            deferred.extend(self.media.on_ari_hangup(chan, was_in_stasis=True))
             self._maybe_destroy_app(app)
+        else:
+            deferred.extend(self.media.on_ari_hangup(chan, was_in_stasis=False))
         chan.variables["HANGUPCAUSE"] = str(cause)
         chan.hung_up = True
         chan.left_stasis.set()
@@ -1160,8 +1228,9 @@ class FakeAriServer:
                 return _error(400, "Invalid priority"), []
         chan.operations.append(("continue", target))
         app = chan.app
+        deferred: _Deferred = self.bridges.leave(chan)
         self._leave_stasis(chan, set_status=True)
-        deferred: _Deferred = [(app, self._event(app, "StasisEnd", chan))]
+        deferred.append((app, self._event(app, "StasisEnd", chan)))
         chan.context = target.get("context", chan.context)
         chan.exten = target.get("extension", chan.exten)
         chan.priority = int(target["priority"]) if "priority" in target else chan.priority + 1
@@ -1455,6 +1524,7 @@ async def _serve_forever(args: argparse.Namespace) -> None:
         apps_known=args.app or (),
         asterisk_version=args.asterisk_version,
         session_limit=args.session_limit,
+        websocket_clients=dict(item.split("=", 1) for item in args.websocket_client or ()),
     )
     await server.start(args.host, args.port)
     sys.stdout.write(f"fake ARI on {server.ari_url} (user {args.username})\n")
@@ -1480,6 +1550,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--asterisk-version", default="22.5.0")
     parser.add_argument("--session-limit", type=int, default=100)
     parser.add_argument("--app", action="append", help="application registered permanently")
+    parser.add_argument(
+        "--websocket-client",
+        action="append",
+        metavar="ID=URI",
+        help="websocket_client.conf entry for externalMedia client mode, e.g. media_connection1=ws://127.0.0.1:8765/media",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):

@@ -1,12 +1,15 @@
 """Wire-level stand-ins for the LLM vendors used by the gateway.
 
-:class:`FakeLLMServer` is a single local HTTP server that speaks two real vendor
+:class:`FakeLLMServer` is a single local HTTP server that speaks three real vendor
 wire protocols, so the unmodified vendor SDKs (``openai`` behind
-``langchain_openai.ChatOpenAI`` and ``google-genai`` behind
-``langchain_google_genai.ChatGoogleGenerativeAI``) can be pointed at it:
+``langchain_openai.ChatOpenAI``, ``google-genai`` behind
+``langchain_google_genai.ChatGoogleGenerativeAI`` and ``anthropic`` behind
+``langchain_anthropic.ChatAnthropic``) can be pointed at it:
 
 * the **OpenAI Chat Completions API** (``POST /v1/chat/completions``, plain JSON
   and ``stream: true`` server-sent events, plus ``GET /v1/models``);
+* the **Anthropic Messages API** (``POST /v1/messages``, JSON and streamed
+  server-sent events; see :mod:`app.testing.fake_anthropic`);
 * the **Gemini API generateContent** (``POST /v1beta/models/{model}:generateContent``
   and ``POST /v1beta/models/{model}:streamGenerateContent?alt=sse``).
 
@@ -52,8 +55,11 @@ __all__ = [
     "Responder",
     "TextReply",
     "ToolCallReply",
+    "chunk_text",
     "count_tokens",
     "offline_reply",
+    "prompt_text",
+    "reply_text",
 ]
 
 OFFLINE_PREFIX = "[offline model]"
@@ -94,8 +100,8 @@ class LLMRequest:
     """A chat request received by the stand-in, normalised across vendors.
 
     Attributes:
-        vendor: ``"openai"`` (Chat Completions API) or ``"gemini"``
-            (Gemini API generateContent).
+        vendor: ``"openai"`` (Chat Completions API), ``"gemini"``
+            (Gemini API generateContent) or ``"anthropic"`` (Messages API).
         model: Model name from the request body (OpenAI) or URL path (Gemini).
         system: System instruction text, or ``None`` when absent.
         messages: Conversation turns in order, system prompt excluded.
@@ -105,7 +111,7 @@ class LLMRequest:
         stream: Whether the client asked for a streamed (SSE) answer.
     """
 
-    vendor: Literal["openai", "gemini"]
+    vendor: Literal["openai", "gemini", "anthropic"]
     model: str
     system: str | None
     messages: list[NeutralMessage]
@@ -470,7 +476,8 @@ def parse_gemini(model: str, body: dict[str, Any], *, stream: bool) -> LLMReques
     )
 
 
-def _prompt_text(request: LLMRequest) -> str:
+def prompt_text(request: LLMRequest) -> str:
+    """Everything the model was sent, as one text (for the usage counts)."""
     parts = [request.system or ""]
     for m in request.messages:
         parts.append(m.content)
@@ -478,13 +485,15 @@ def _prompt_text(request: LLMRequest) -> str:
     return "".join(parts)
 
 
-def _reply_text(reply: TextReply | ToolCallReply) -> str:
+def reply_text(reply: TextReply | ToolCallReply) -> str:
+    """Everything the model answers, as one text (for the usage counts)."""
     if isinstance(reply, TextReply):
         return reply.text
     return "".join(name + orjson.dumps(args).decode() for name, args in reply.calls)
 
 
-def _chunks(text: str, size: int = 16) -> list[str]:
+def chunk_text(text: str, size: int = 16) -> list[str]:
+    """`text` in pieces of `size` characters, as a stream sends them (at least one piece)."""
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
@@ -590,6 +599,7 @@ class FakeLLMServer:
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._openai_chat, methods=["POST"]),
+                Route("/v1/messages", self._anthropic_messages, methods=["POST"]),
                 Route("/v1/models", self._openai_models, methods=["GET"]),
                 Route("/v1beta/models/{target:path}", self._gemini, methods=["POST"]),
                 Route("/v1/models/{target:path}", self._gemini, methods=["POST"]),
@@ -616,6 +626,11 @@ class FakeLLMServer:
         google-genai (given an API key) appends
         ``/v1beta/models/{model}:generateContent`` to it.
         """
+        return self.base_url
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """Value for ``ChatAnthropic(base_url=...)`` (the SDK appends ``/v1/messages``)."""
         return self.base_url
 
     def script(self, conversation_key: str | None, replies: list[Reply]) -> None:
@@ -792,8 +807,8 @@ class FakeLLMServer:
             self.total_busy_seconds += time.perf_counter() - started
         if isinstance(reply, ErrorReply):
             return _openai_error(reply.status, reply.message)
-        prompt_tokens = count_tokens(_prompt_text(request))
-        completion_tokens = count_tokens(_reply_text(reply))
+        prompt_tokens = count_tokens(prompt_text(request))
+        completion_tokens = count_tokens(reply_text(reply))
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -893,7 +908,7 @@ class FakeLLMServer:
 
         yield chunk({"role": "assistant", "content": "", "refusal": None})
         if content:
-            for piece in _chunks(content):
+            for piece in chunk_text(content):
                 yield chunk({"content": piece})
         for index, call in enumerate(calls):
             fn = call["function"]
@@ -909,7 +924,7 @@ class FakeLLMServer:
                     ]
                 }
             )
-            for piece in _chunks(fn["arguments"]):
+            for piece in chunk_text(fn["arguments"]):
                 yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
         yield chunk({}, finish)
         if include_usage:
@@ -925,6 +940,32 @@ class FakeLLMServer:
                 }
             )
         yield b"data: [DONE]\n\n"
+
+    # --------------------------------------------------------------- Anthropic
+
+    async def _anthropic_messages(self, http: Request) -> Response:
+        from app.testing.fake_anthropic import anthropic_error, anthropic_response, parse_anthropic
+
+        started = time.perf_counter()
+        try:
+            # The key arrives as `x-api-key` (the documented header) or, from anthropic
+            # SDK 2.x, as `Authorization: Bearer <key>`.
+            bearer = http.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not (http.headers.get("x-api-key", "").strip() or bearer):
+                return anthropic_error(401, "x-api-key header is required")
+            try:
+                body = orjson.loads(await http.body())
+            except orjson.JSONDecodeError:
+                return anthropic_error(400, "There was an issue with your request body: invalid JSON")
+            if not isinstance(body.get("max_tokens"), int):
+                return anthropic_error(400, "max_tokens: Field required")
+            request = parse_anthropic(body)
+            reply = await self._decide(request)
+        finally:
+            self.total_busy_seconds += time.perf_counter() - started
+        if isinstance(reply, ErrorReply):
+            return anthropic_error(reply.status, reply.message)
+        return anthropic_response(request, reply)
 
     # ------------------------------------------------------------------ Gemini
 
@@ -952,8 +993,8 @@ class FakeLLMServer:
             self.total_busy_seconds += time.perf_counter() - started
         if isinstance(reply, ErrorReply):
             return _gemini_error(reply.status, reply.message)
-        prompt_tokens = count_tokens(_prompt_text(request))
-        completion_tokens = count_tokens(_reply_text(reply))
+        prompt_tokens = count_tokens(prompt_text(request))
+        completion_tokens = count_tokens(reply_text(reply))
         usage = {
             "promptTokenCount": prompt_tokens,
             "candidatesTokenCount": completion_tokens,
@@ -964,7 +1005,7 @@ class FakeLLMServer:
         if isinstance(reply, ToolCallReply):
             parts_list = [[{"functionCall": {"name": name, "args": args}} for name, args in reply.calls]]
         else:
-            parts_list = [[{"text": piece}] for piece in _chunks(reply.text, 24)]
+            parts_list = [[{"text": piece}] for piece in chunk_text(reply.text, 24)]
 
         def payload(parts: list[dict[str, Any]], last: bool) -> dict[str, Any]:
             candidate: dict[str, Any] = {
@@ -1012,6 +1053,7 @@ async def _serve_forever(host: str, port: int, latency_ms: float) -> None:
         f"fake LLM server (offline model) listening on {server.base_url}\n"
         f"  OpenAI: base_url={server.openai_base_url}\n"
         f"  Gemini: base_url={server.gemini_base_url}\n"
+        f"  Anthropic: base_url={server.anthropic_base_url}\n"
     )
     sys.stdout.flush()
     try:

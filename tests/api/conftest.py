@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import strategies as st
 
 from app.core.config import Settings
 from tests.conftest import TEST_ADMIN_PASSWORD, run_gateway
@@ -70,3 +71,45 @@ def tool_body(url: str, **fields: Any) -> dict[str, Any]:
     }
     body.update(fields)
     return body
+
+
+#: How each keyword wraps a subschema, and how many JSON levels that adds.
+WRAPPERS: dict[str, tuple[int, Any]] = {
+    "properties": (2, lambda s: {"type": "object", "properties": {"a": s}}),
+    "items": (1, lambda s: {"type": "array", "items": s}),
+    "anyOf": (2, lambda s: {"anyOf": [s, {"type": "null"}]}),
+    "allOf": (2, lambda s: {"allOf": [s]}),
+    "not": (1, lambda s: {"not": s}),
+    "additionalProperties": (1, lambda s: {"type": "object", "additionalProperties": s}),
+    "$defs": (2, lambda s: {"$defs": {"d": s}}),
+}
+
+
+def nested(keywords: list[str], width: int = 1) -> tuple[dict[str, Any], int]:
+    """An object schema with `width` flat properties and one nested by `keywords`.
+
+    Returns:
+        The schema and its depth in JSON levels (the root object is level 1).
+    """
+    node: dict[str, Any] = {"type": "string"}
+    depth = 1
+    for keyword in keywords:
+        levels, wrap = WRAPPERS[keyword]
+        node = wrap(node)
+        depth += levels
+    properties: dict[str, Any] = {f"p{i}": {"type": "integer"} for i in range(width)}
+    properties["deep"] = node
+    return {"type": "object", "properties": properties}, depth + 2
+
+
+def items_deep(levels: int) -> dict[str, Any]:
+    """The issue's shape: one property nested `levels` times in ``items`` (150 → ~1.7 KB)."""
+    return nested(["items"] * levels)[0]
+
+
+#: Valid object schemas, up to 2000 properties wide and 300 keywords deep, with their depth.
+nested_tool_schemas = st.builds(
+    nested,
+    st.lists(st.sampled_from(sorted(WRAPPERS)), max_size=300),
+    st.integers(min_value=1, max_value=2000),
+)

@@ -22,7 +22,7 @@ import pytest
 import requests
 import schemathesis
 import uvicorn
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from redis.asyncio import Redis
 from schemathesis.checks import (
     content_type_conformance,
@@ -34,7 +34,9 @@ from schemathesis.checks import (
 
 from app.core.config import Settings
 from app.main import create_app
+from app.services.admin.validation import MAX_SCHEMA_DEPTH
 from app.testing.fake_llm import FakeLLMServer
+from tests.api.conftest import nested_tool_schemas
 from tests.conftest import REDIS_URL, TEST_ADMIN_PASSWORD, TEST_SECRET_KEY
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{TEST_ADMIN_PASSWORD}".encode()).decode()}
@@ -98,8 +100,9 @@ class LiveGatewayThread:
                     redis_url=REDIS_URL,
                     redis_key_prefix=self.prefix,
                     ari_enabled=False,
-                    openai_api_key="sk-test",
-                    openai_base_url=llm.openai_base_url,
+                    provider_overrides={
+                        "llm:openai": {"api_key": "sk-test", "base_url": llm.openai_base_url}
+                    },
                     web_ui_password=TEST_ADMIN_PASSWORD,
                     secret_key=TEST_SECRET_KEY,
                     tool_allowed_hosts=["127.0.0.1"],
@@ -177,6 +180,22 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case, live_url: str) -> N
             response_schema_conformance,
         ],
     )
+
+
+@given(nested_tool_schemas)
+@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_deep_and_wide_tool_schemas_get_a_clear_answer(
+    live_url: str, schema_and_depth: tuple[dict[str, Any], int]
+) -> None:
+    schema, depth = schema_and_depth
+    body = {"name": f"t_{uuid.uuid4().hex[:12]}", "url": "http://127.0.0.1:9/x", "parameters": schema}
+    response = requests.post(f"{live_url}/api/v1/tools", json=body, headers=AUTH, timeout=30)
+    if depth <= MAX_SCHEMA_DEPTH:
+        assert response.status_code == 201, response.text
+        requests.delete(f"{live_url}/api/v1/tools/{response.json()['id']}", headers=AUTH, timeout=30)
+    else:
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["field"] == "parameters"
 
 
 def test_openapi_needs_auth(live_url: str) -> None:

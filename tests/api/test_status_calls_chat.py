@@ -14,7 +14,15 @@ from app.models import Call, Turn
 from app.testing.fake_ari import FakeAriServer
 from app.testing.fake_llm import FakeLLMServer, TextReply, ToolCallReply
 from tests.api.conftest import make_client, tool_body
-from tests.conftest import TEST_GEMINI_KEY, TEST_OPENAI_KEY, run_gateway, state_of
+from tests.conftest import (
+    TEST_ANTHROPIC_KEY,
+    TEST_COMPATIBLE_KEY,
+    TEST_GEMINI_KEY,
+    TEST_OPENAI_KEY,
+    llm_provider_overrides,
+    run_gateway,
+    state_of,
+)
 from tests.utils import ToolApi
 
 
@@ -32,9 +40,19 @@ async def test_status_reports_components_without_keys(client: httpx.AsyncClient)
     }
     assert status["database"]["ok"] is True
     assert status["redis"]["ok"] is True
-    assert {p["name"]: p["key_present"] for p in status["providers"]} == {"openai": True, "gemini": True}
-    assert TEST_OPENAI_KEY not in response.text
-    assert TEST_GEMINI_KEY not in response.text
+    llms = {p["name"]: p["configured"] for p in status["providers"] if p["capability"] == "llm"}
+    assert llms == {
+        "anthropic": True,
+        "gemini": True,
+        "offline": False,
+        "openai": True,
+        "openai_compatible": True,
+    }
+    openai = next(p for p in status["providers"] if p["name"] == "openai")
+    assert "OPENAI_API_KEY" in openai["env"]
+    assert openai["detail"] == "OPENAI_API_KEY set, default model gpt-4o-mini"
+    for key in (TEST_OPENAI_KEY, TEST_GEMINI_KEY, TEST_ANTHROPIC_KEY, TEST_COMPATIBLE_KEY):
+        assert key not in response.text
 
 
 async def test_status_with_ari_connected(
@@ -49,13 +67,20 @@ async def test_status_with_ari_connected(
         assert "aigw_ari_connected 1.0" in metrics
 
 
-async def test_status_without_keys(api_settings: Callable[..., Settings]) -> None:
+async def test_status_without_keys(api_settings: Callable[..., Settings], fake_llm: FakeLLMServer) -> None:
+    overrides = llm_provider_overrides(fake_llm, "openai", "gemini", "anthropic", "openai_compatible")
     async with (
-        run_gateway(api_settings(openai_api_key=None, gemini_api_key=None)) as app,
+        run_gateway(api_settings(provider_overrides=overrides)) as app,
         make_client(app) as c,
     ):
         providers = (await c.get("/api/v1/status")).json()["providers"]
-        assert [p["key_present"] for p in providers] == [False, False]
+        assert [p["configured"] for p in providers if p["capability"] == "llm"] == [False] * 5
+        assert next(p for p in providers if p["name"] == "anthropic")["detail"] == (
+            "ANTHROPIC_API_KEY is not set"
+        )
+        dashboard = (await c.get("/ui")).text
+        assert "No LLM key is set." in dashboard
+        assert "<code>ANTHROPIC_API_KEY</code>" in dashboard and "<code>OPENAI_API_KEY</code>" in dashboard
 
 
 async def test_readyz_is_503_when_redis_is_down(api_settings: Callable[..., Settings]) -> None:

@@ -128,9 +128,10 @@ async def test_forms_without_csrf_token_are_refused(client: httpx.AsyncClient) -
 
 
 async def test_delete_asks_for_confirmation(client: httpx.AsyncClient) -> None:
-    confirm = await client.get("/ui/prompts/1/delete")
-    assert "Delete prompt “default”?" in confirm.text
-    assert (await client.get("/api/v1/prompts/1")).status_code == 200  # nothing deleted yet
-    done = await client.post("/ui/prompts/1/delete", data={"csrf_token": csrf(confirm.text)})
+    sales = (await client.post("/api/v1/prompts", json={"name": "sales", "content": "Sell."})).json()
+    confirm = await client.get(f"/ui/prompts/{sales['id']}/delete")
+    assert "Delete prompt “sales”?" in confirm.text
+    assert (await client.get(f"/api/v1/prompts/{sales['id']}")).status_code == 200  # nothing deleted yet
+    done = await client.post(f"/ui/prompts/{sales['id']}/delete", data={"csrf_token": csrf(confirm.text)})
     assert done.status_code == 303
-    assert (await client.get("/api/v1/prompts/1")).status_code == 404
+    assert (await client.get(f"/api/v1/prompts/{sales['id']}")).status_code == 404

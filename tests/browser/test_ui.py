@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
@@ -197,16 +198,22 @@ async def test_admin_story_in_a_browser(
 
 
 async def test_delete_asks_for_confirmation(live_gateway: LiveGateway, admin_context: BrowserContext) -> None:
+    async with httpx.AsyncClient(base_url=live_gateway.url, auth=("admin", TEST_ADMIN_PASSWORD)) as api:
+        assert (await api.post("/api/v1/prompts", json={"name": "sales", "content": "Sell."})).is_success
     page = await admin_context.new_page()
     await page.goto(live_gateway.url + "/ui/prompts")
     await page.get_by_role("link", name="Delete default").click()
-    await expect(page.get_by_role("heading", name="Delete prompt “default”?")).to_be_visible()
+    await expect(page.get_by_role("heading", name="“default” cannot be deleted")).to_be_visible()
+    await expect(page.get_by_role("alert")).to_contain_text("make another prompt the default first")
+    await page.goto(live_gateway.url + "/ui/prompts")
+    await page.get_by_role("link", name="Delete sales").click()
+    await expect(page.get_by_role("heading", name="Delete prompt “sales”?")).to_be_visible()
     await page.get_by_role("link", name="Cancel").click()
-    await expect(page.get_by_role("heading", name="Prompt “default”")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Prompt “sales”")).to_be_visible()
     await page.get_by_role("link", name="Delete").click()
-    await page.get_by_role("button", name="Yes, delete “default”").click()
-    await expect(page.get_by_role("status").first).to_contain_text("Prompt “default” deleted.")
-    await expect(page.get_by_text("No prompts")).to_be_visible()
+    await page.get_by_role("button", name="Yes, delete “sales”").click()
+    await expect(page.get_by_role("status").first).to_contain_text("Prompt “sales” deleted.")
+    await expect(page.get_by_role("link", name="Delete sales")).to_have_count(0)
 
 
 async def test_wrong_password_is_refused(live_gateway: LiveGateway, browser: Browser) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from app.api.routes.common import MAX_ID, AdminServiceDep, Limit, Offset, errors
+from app.api.routes.common import MAX_ID, AuditServiceDep, Limit, Offset, errors
 from app.schemas import AuditRead, Page
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 @router.get("", response_model=Page[AuditRead], responses=errors(422))
 async def list_audit(
-    service: AdminServiceDep,
+    service: AuditServiceDep,
     entity_type: Literal["prompt", "tool"] | None = None,
     entity_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Limit = 50,

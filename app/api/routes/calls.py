@@ -7,17 +7,18 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from app.api.routes.common import AdminServiceDep, CallId, Limit, Offset, errors
+from app.api.routes.common import CallId, CallServiceDep, Limit, Offset, errors
 from app.schemas import CallDetail, CallRead, Page
-from app.services.admin.service import CallFilter
+from app.services.admin.calls import CallFilter
+from app.services.domain import TurnStatus
 
 router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
 
 
 @router.get("", response_model=Page[CallRead], responses=errors(422))
 async def list_calls(
-    service: AdminServiceDep,
-    status: Annotated[str | None, Query(max_length=20, description="AI_STATUS, e.g. OK.")] = None,
+    service: CallServiceDep,
+    status: Annotated[TurnStatus | None, Query(description="The call's last `AI_STATUS`.")] = None,
     caller_id: Annotated[
         str | None, Query(max_length=80, description="Substring of caller ID number or name.")
     ] = None,
@@ -34,6 +35,6 @@ async def list_calls(
 
 
 @router.get("/{call_id}", response_model=CallDetail, responses=errors(404, 422))
-async def get_call(call_id: CallId, service: AdminServiceDep) -> CallDetail:
+async def get_call(call_id: CallId, service: CallServiceDep) -> CallDetail:
     """Get one call with its turns and tool calls."""
     return await service.get_call(call_id)

@@ -9,26 +9,29 @@ import uuid
 from fastapi import APIRouter
 
 from app.api.deps import GatewayDep
-from app.api.routes.common import AdminServiceDep, errors
+from app.api.routes.common import CallServiceDep, PromptServiceDep, errors
 from app.schemas import ChatRequest, ChatResponse, ToolCallRead
-from app.services.admin.service import ValidationFailed
+from app.services.admin.errors import ValidationFailed
 from app.services.domain import CallContext, TurnRequest
-from app.services.providers.llm.factory import PROVIDERS
+from app.services.providers.base import Capability, UnknownProvider
+from app.services.providers.llm import ModelSpec
 
 router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
 CALL_LOG_WAIT_SECONDS = 3.0
 
 
 @router.post("", response_model=ChatResponse, responses=errors(413, 422))
-async def chat(body: ChatRequest, gateway: GatewayDep, service: AdminServiceDep) -> ChatResponse:
+async def chat(
+    body: ChatRequest, gateway: GatewayDep, prompts: PromptServiceDep, calls: CallServiceDep
+) -> ChatResponse:
     """Run one turn (memory and tools included) and return the reply and the turn record."""
-    if body.prompt_name and await service.get_prompt_by_name(body.prompt_name) is None:
+    if body.prompt_name and await prompts.get_prompt_by_name(body.prompt_name) is None:
         raise ValidationFailed("prompt_name", f"no prompt named {body.prompt_name!r}")
     if body.model:
-        provider = body.model.strip().partition(":")[0].lower()
-        if provider not in PROVIDERS:
-            known = ", ".join(sorted(PROVIDERS))
-            raise ValidationFailed("model", f"unknown provider {provider!r} (known: {known})")
+        try:
+            gateway.providers.get(Capability.LLM, ModelSpec.parse(body.model).provider)
+        except UnknownProvider as exc:
+            raise ValidationFailed("model", str(exc)) from exc
     conversation_id = body.conversation_id or f"chat-{uuid.uuid4().hex[:16]}"
     outcome = await gateway.turn_service.run_turn(
         TurnRequest(
@@ -43,7 +46,7 @@ async def chat(body: ChatRequest, gateway: GatewayDep, service: AdminServiceDep)
     # down database must not hold the reply (the record is then None).
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(gateway.call_log.flush(), CALL_LOG_WAIT_SECONDS)
-    call = await service.latest_call_for(conversation_id, source="chat")
+    call = await calls.latest_call_for(conversation_id, source="chat")
     turn = call.turns[-1] if call is not None and call.turns else None
     return ChatResponse(
         conversation_id=conversation_id,

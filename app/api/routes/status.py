@@ -10,7 +10,7 @@ from app.api.auth import AdminUser
 from app.api.deps import GatewayDep
 from app.api.routes.common import errors
 from app.schemas import HealthRead, ReadinessRead, StatusRead
-from app.services.admin.service import gateway_status, readiness
+from app.services.admin.status import gateway_status, readiness
 
 router = APIRouter(tags=["status"])
 

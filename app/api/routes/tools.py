@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import GatewayDep
-from app.api.routes.common import AdminServiceDep, Limit, Offset, ToolId, errors
+from app.api.routes.common import Limit, Offset, ToolId, ToolServiceDep, errors
 from app.schemas import Page, ToolCreate, ToolRead, ToolTestRequest, ToolTestResult, ToolUpdate
 from app.services.domain import CallContext
 
@@ -19,7 +19,7 @@ TEST_BODY_MAX_CHARS = 4000
 
 @router.get("", response_model=Page[ToolRead], responses=errors(422))
 async def list_tools(
-    service: AdminServiceDep, name: str | None = None, limit: Limit = 50, offset: Offset = 0
+    service: ToolServiceDep, name: str | None = None, limit: Limit = 50, offset: Offset = 0
 ) -> Page[ToolRead]:
     """List tools by name; `name` filters by substring."""
     items, total = await service.list_tools(name=name, limit=limit, offset=offset)
@@ -32,25 +32,25 @@ async def list_tools(
     status_code=status.HTTP_201_CREATED,
     responses=errors(409, 413, 422),
 )
-async def create_tool(body: ToolCreate, service: AdminServiceDep) -> ToolRead:
+async def create_tool(body: ToolCreate, service: ToolServiceDep) -> ToolRead:
     """Create a tool."""
     return await service.create_tool(body)
 
 
 @router.get("/{tool_id}", response_model=ToolRead, responses=errors(404, 422))
-async def get_tool(tool_id: ToolId, service: AdminServiceDep) -> ToolRead:
+async def get_tool(tool_id: ToolId, service: ToolServiceDep) -> ToolRead:
     """Get one tool (secret header values masked)."""
     return await service.get_tool(tool_id)
 
 
 @router.put("/{tool_id}", response_model=ToolRead, responses=errors(404, 409, 413, 422))
-async def replace_tool(tool_id: ToolId, body: ToolCreate, service: AdminServiceDep) -> ToolRead:
+async def replace_tool(tool_id: ToolId, body: ToolCreate, service: ToolServiceDep) -> ToolRead:
     """Replace a tool (full update; secret headers not re-sent are kept)."""
     return await service.update_tool(tool_id, body)
 
 
 @router.patch("/{tool_id}", response_model=ToolRead, responses=errors(404, 409, 413, 422))
-async def update_tool(tool_id: ToolId, body: ToolUpdate, service: AdminServiceDep) -> ToolRead:
+async def update_tool(tool_id: ToolId, body: ToolUpdate, service: ToolServiceDep) -> ToolRead:
     """Change some fields of a tool (partial update)."""
     return await service.update_tool(tool_id, body)
 
@@ -62,7 +62,7 @@ async def update_tool(tool_id: ToolId, body: ToolUpdate, service: AdminServiceDe
     response_model=None,
     responses=errors(404, 422),
 )
-async def delete_tool(tool_id: ToolId, service: AdminServiceDep) -> Response:
+async def delete_tool(tool_id: ToolId, service: ToolServiceDep) -> Response:
     """Delete a tool."""
     await service.delete_tool(tool_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -70,7 +70,7 @@ async def delete_tool(tool_id: ToolId, service: AdminServiceDep) -> Response:
 
 @router.post("/{tool_id}/test", response_model=ToolTestResult, responses=errors(404, 413, 422))
 async def test_tool(
-    tool_id: ToolId, body: ToolTestRequest, service: AdminServiceDep, gateway: GatewayDep
+    tool_id: ToolId, body: ToolTestRequest, service: ToolServiceDep, gateway: GatewayDep
 ) -> ToolTestResult:
     """Run the tool with these arguments through the real tool executor."""
     spec = await service.tool_spec(tool_id)

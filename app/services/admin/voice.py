@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.schemas import PromptVoice
-from app.services.admin.service import AdminError, ValidationFailed
+from app.services.admin.errors import AdminError, ValidationFailed
 from app.services.providers.base import Capability, ProviderError
 from app.services.providers.registry import ProviderRegistry
 

@@ -247,6 +247,7 @@ class AiService:
             Exception: whatever the chat model's SDK raises (HTTP errors, timeouts);
                 the turn service turns it into `AI_STATUS`.
         """
+        await self.models.prepare(model)
         scope = _TurnScope(context=context, deadline=deadline)
         timer = _LLMTimer()
         inputs = [*history, HumanMessage(user_input)]

@@ -125,10 +125,11 @@ class Provider:
 
     def env_names(self) -> tuple[str, ...]:
         """The environment variables this provider reads (upper-case field names or aliases)."""
+        prefix = str(type(self.settings).model_config.get("env_prefix", ""))
         names = []
         for field, info in type(self.settings).model_fields.items():
             alias = info.validation_alias if isinstance(info.validation_alias, str) else None
-            names.append(alias or info.alias or field.upper())
+            names.append((alias or info.alias or f"{prefix}{field}").upper())
         return tuple(names)
 
     def status(self) -> ProviderStatus:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from app.services.providers.base import (
     Capability,
@@ -21,9 +21,20 @@ from app.services.providers.base import (
 P = TypeVar("P", bound=Provider)
 
 #: Provider modules loaded by `ProviderRegistry.builtin()`. Each calls `register` on import.
-BUILTIN_MODULES: tuple[str, ...] = ()
+BUILTIN_MODULES: tuple[str, ...] = (
+    "app.services.providers.llm.anthropic",
+    "app.services.providers.llm.gemini",
+    "app.services.providers.llm.offline",
+    "app.services.providers.llm.openai",
+    "app.services.providers.llm.openai_compatible",
+)
 
 _CLASSES: dict[tuple[Capability, str], type[Provider]] = {}
+
+
+def _key(text: str) -> tuple[Capability, str]:
+    capability, _, name = text.partition(":")
+    return Capability(capability), name
 
 
 def register(cls: type[P]) -> type[P]:
@@ -57,16 +68,27 @@ class ProviderRegistry:
         }
 
     @classmethod
-    def builtin(cls, settings: dict[str, ProviderSettings] | None = None) -> ProviderRegistry:
+    def builtin(
+        cls,
+        settings: dict[str, ProviderSettings] | None = None,
+        overrides: dict[str, dict[str, Any]] | None = None,
+    ) -> ProviderRegistry:
         """Instantiate every provider of `BUILTIN_MODULES`.
 
         Args:
             settings: optional explicit settings by ``"<capability>:<name>"`` (tests);
                 others read their own environment variables.
+            overrides: optional field values by ``"<capability>:<name>"``, e.g.
+                ``{"llm:offline": {"base_url": "http://127.0.0.1:8099/v1"}}``; they win over
+                the environment (`Settings.provider_overrides`, set by the CLI and tests).
         """
         for module in BUILTIN_MODULES:
             importlib.import_module(module)
-        given = settings or {}
+        given = dict(settings or {})
+        for key, values in (overrides or {}).items():
+            cls_ = _CLASSES.get(_key(key))
+            if cls_ is not None and key not in given:
+                given[key] = cls_.settings_class(**values)
         return cls(c(given.get(f"{cap}:{name}")) for (cap, name), c in sorted(_CLASSES.items()))
 
     def get(self, capability: Capability, name: str) -> Provider:

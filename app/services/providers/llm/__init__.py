@@ -1,6 +1,7 @@
-"""Chat model providers behind one base class and a factory (one provider per module)."""
+"""Chat model providers: one module per vendor, each registered with the provider registry."""
 
-from app.services.providers.llm.base import LLMProvider, ModelSpec, ProviderNotConfigured, UnknownProvider
+from app.services.providers.base import ProviderNotConfigured, UnknownProvider
+from app.services.providers.llm.base import LLMProvider, ModelSpec
 from app.services.providers.llm.factory import ModelFactory
 
 __all__ = ["LLMProvider", "ModelFactory", "ModelSpec", "ProviderNotConfigured", "UnknownProvider"]

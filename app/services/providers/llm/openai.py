@@ -1,62 +1,90 @@
-"""OpenAI (and OpenAI-compatible) chat models via `langchain-openai`."""
+"""OpenAI chat models via `langchain-openai` (``AI_MODEL=openai`` or ``openai:<model>``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import openai
-from langchain_core.language_models import BaseChatModel
-from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from app.core.config import Settings
-from app.services.providers.llm.base import LLMProvider, ProviderNotConfigured
+from app.services.providers.base import ProviderNotConfigured, ProviderSettings, import_sdk
+from app.services.providers.llm.base import LLMProvider
+from app.services.providers.registry import register
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 
+class OpenAISettings(ProviderSettings):
+    """`OPENAI_API_KEY`, `OPENAI_BASE_URL` (a proxy or gateway speaking OpenAI's API), `OPENAI_MODEL_NAME`."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENAI_")
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    model_name: str = "gpt-4o-mini"
+
+
+@register
 class OpenAIProvider(LLMProvider):
-    """`ChatOpenAI`, honouring `OPENAI_BASE_URL` (any OpenAI-compatible endpoint).
+    """`ChatOpenAI` over one HTTP client shared by all its models.
 
-    All its models share one HTTP client: the SDK's `DefaultAioHttpClient` (httpx2's API
-    over aiohttp's pool, the SDK's ``aiohttp`` extra), with the SDK's own limits
-    (1000 connections). Per request it costs a fraction of the CPU of the SDK's default
-    httpx transport; see `app.core.http`.
+    The client is the SDK's `DefaultAioHttpClient` (httpx's API over aiohttp's pool, the
+    SDK's ``aiohttp`` extra), with the SDK's own limits (1000 connections). Per request it
+    costs a fraction of the CPU of the SDK's default httpx transport; see `app.core.http`.
     """
 
     name = "openai"
+    label = "OpenAI"
+    key_env = "OPENAI_API_KEY"
+    sdk = (("openai", "openai[aiohttp]"), ("langchain_openai", "langchain-openai"))
+    settings_class: ClassVar[type[ProviderSettings]] = OpenAISettings
+    settings: OpenAISettings
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ProviderSettings | None = None) -> None:
         """Keep the settings; the shared HTTP client opens its pool on first use."""
         super().__init__(settings)
-        self._http: openai.DefaultAioHttpClient | None = None
+        self._http: Any = None
 
     def default_model(self) -> str:
         """`OPENAI_MODEL_NAME`."""
-        return self.settings.openai_model_name
+        return self.settings.model_name
 
     def is_configured(self) -> bool:
         """True when `OPENAI_API_KEY` is set."""
-        return self.settings.openai_api_key is not None
+        return self.settings.api_key is not None
 
-    def create(self, model: str) -> BaseChatModel:
-        """Build a `ChatOpenAI` with the request timeout and retries from settings."""
-        key = self.settings.openai_api_key
-        if key is None:
-            raise ProviderNotConfigured("OPENAI_API_KEY is not set")
-        return ChatOpenAI(
+    def api_key(self) -> SecretStr | None:
+        """The key sent to the server (subclasses may allow none)."""
+        return self.settings.api_key
+
+    def base_url(self) -> str | None:
+        """`OPENAI_BASE_URL` (None: api.openai.com)."""
+        return self.settings.base_url
+
+    def create(self, model: str, *, timeout_s: float, max_retries: int) -> BaseChatModel:
+        """Build a `ChatOpenAI` (see `LLMProvider.create`)."""
+        key = self.api_key()
+        if not self.is_configured() or key is None:
+            raise ProviderNotConfigured(self.not_configured_detail())
+        chat_openai = import_sdk("langchain_openai", "langchain-openai").ChatOpenAI
+        model_obj: BaseChatModel = chat_openai(
             model=model,
             api_key=key,
-            base_url=self.settings.openai_base_url,
-            timeout=self.settings.llm_request_timeout_seconds,
-            max_retries=self.settings.llm_max_retries,
+            base_url=self.base_url(),
+            timeout=timeout_s,
+            max_retries=max_retries,
             http_async_client=self._shared_http(),
         )
+        return model_obj
 
-    def _shared_http(self) -> openai.DefaultAioHttpClient:
+    def _shared_http(self) -> Any:
         if self._http is None:
-            self._http = openai.DefaultAioHttpClient()
+            self._http = import_sdk("openai", "openai[aiohttp]").DefaultAioHttpClient()
         return self._http
 
-    async def aclose(self, models: Sequence[BaseChatModel]) -> None:
-        """Close the HTTP client all of `models` share (its aiohttp session)."""
+    async def aclose(self) -> None:
+        """Close the HTTP client all its models share (its aiohttp session)."""
         if self._http is not None:
             await self._http.aclose()
             self._http = None
