@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.schemas import PromptVoice
-from app.services.admin.errors import AdminError, ValidationFailed
+from app.services.admin.errors import Unavailable, ValidationFailed
 from app.services.providers.base import Capability, ProviderError
 from app.services.providers.registry import ProviderRegistry
 
@@ -38,7 +38,7 @@ SAMPLE_MAX_CHARS = 200
 SAMPLE_RATE_HZ = 8000
 
 
-class VoiceSampleUnavailable(AdminError):
+class VoiceSampleUnavailable(Unavailable):
     """No voice sample can be made now: no TTS provider, not configured, or it failed (HTTP 503)."""
 
     code = "voice_sample_unavailable"
@@ -96,8 +96,16 @@ def voice_audit(data: dict[str, Any] | None) -> dict[str, Any]:
     return {f"voice.{key}": value for key, value in voice.items()}
 
 
-def check_voice_providers(voice: PromptVoice, providers: ProviderRegistry | None) -> None:
+def check_voice_providers(
+    voice: PromptVoice, providers: ProviderRegistry | None, stored: PromptVoice | None = None
+) -> None:
     """Refuse STT/TTS provider names the registry does not hold (empty means the gateway's).
+
+    Args:
+        voice: the settings to save.
+        providers: the process's provider registry.
+        stored: the settings saved before; a name kept unchanged is not checked again (a
+            provider uninstalled since then does not block editing the greeting).
 
     Raises:
         ValidationFailed: field ``voice.stt_provider`` or ``voice.tts_provider``; the message
@@ -107,7 +115,7 @@ def check_voice_providers(voice: PromptVoice, providers: ProviderRegistry | None
         ("stt_provider", Capability.STT, voice.stt_provider),
         ("tts_provider", Capability.TTS, voice.tts_provider),
     ):
-        if not name:
+        if not name or (stored is not None and getattr(stored, field) == name):
             continue
         known = providers.names(capability) if providers is not None else []
         if name not in known:

@@ -16,9 +16,11 @@ import annotated_types
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from app.api.routes.ui.messages import FieldErrors
 from app.schemas import PromptVoice
-
-FieldErrors = dict[str, str]
+from app.services.admin.voice import ProviderChoice, provider_choices
+from app.services.providers.base import Capability
+from app.services.providers.registry import ProviderRegistry
 
 #: Empty transfer-target rows shown below the saved ones.
 BLANK_TARGET_ROWS = 2
@@ -195,3 +197,11 @@ def voice_admin_error(field: str | None, message: str) -> FieldErrors | None:
     name = field.removeprefix("voice.").split(".")[0]
     key = f"voice_{name}"
     return {key: f"{LABELS.get(key, name)}: {message}"}
+
+
+def voice_form_context(providers: ProviderRegistry | None) -> dict[str, list[ProviderChoice]]:
+    """The provider pickers' entries (registry name, label, ready or why not)."""
+    return {
+        "stt_providers": provider_choices(providers, Capability.STT),
+        "tts_providers": provider_choices(providers, Capability.TTS),
+    }
