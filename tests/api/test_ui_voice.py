@@ -132,9 +132,12 @@ async def test_voice_fieldset_errors_are_in_the_forms_words(client: httpx.AsyncC
     text = html.unescape(response.text)
     assert "End-of-turn silence must be a whole number from 100 to 5000 ms." in text
     assert "Reprompt after must be a number from 1 to 120 s." in text
-    assert "Text-to-speech language: use a language tag such as en or en-US." in text
-    assert "Transfer target 1: name: use 1 to 40 lower-case letters, digits and _" in text
-    assert "Transfer target 2: give either a dialplan context and extension or an endpoint, not both" in text
+    assert "Text-to-speech language must be a language tag such as en or en-US." in text
+    assert (
+        "Transfer target 1: Name must be 1 to 40 lower-case letters, digits and _ (what the model says)."
+        in text
+    )
+    assert "Transfer target 2: give either a dialplan context and extension or an endpoint, not both." in text
     assert 'id="voice_target_1_endpoint" name="target_endpoint" value="PJSIP/200"' in text  # input kept
     assert 'href="#voice_end_of_turn_ms"' in text  # the summary links to the field
     assert (await client.get("/api/v1/prompts", params={"name": "support"})).json()["total"] == 0
@@ -199,3 +202,23 @@ async def test_text_call_detail_has_no_timeline(client: httpx.AsyncClient) -> No
     assert 'aria-label="Transcript"' in page.text
     assert "end of speech" not in page.text
     assert "interrupted" not in page.text
+
+
+async def test_two_transfer_targets_may_not_share_a_name(client: httpx.AsyncClient) -> None:
+    page = await client.get("/ui/prompts/new")
+    form = voice_form(
+        csrf(page.text),
+        target_name=["desk", "desk"],
+        target_description=["Front desk", "Night desk"],
+        target_context=["", ""],
+        target_extension=["", ""],
+        target_priority=["", ""],
+        target_endpoint=["PJSIP/200", "PJSIP/201"],
+    )
+    response = await client.post("/ui/prompts/new", data=form)
+    assert response.status_code == 422
+    assert (
+        "Transfer targets: transfer target names must be unique: &#39;desk&#39; appears twice."
+        in response.text
+    )
+    assert 'href="#voice_transfer_targets"' in response.text

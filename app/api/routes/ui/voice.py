@@ -16,7 +16,7 @@ import annotated_types
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from app.api.routes.ui.messages import FieldErrors
+from app.api.routes.ui.messages import FieldErrors, error_sentence
 from app.schemas import PromptVoice
 from app.services.admin.voice import ProviderChoice, provider_choices
 from app.services.providers.base import Capability
@@ -146,12 +146,16 @@ def _target_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-_TARGET_MESSAGES = {
-    "name": "name: use 1 to 40 lower-case letters, digits and _ (the model says it)",
-    "context": "context: no spaces, commas or brackets",
-    "extension": "extension: no spaces, commas or brackets",
-    "priority": "priority: a whole number of 1 or more",
+#: Transfer-target columns: (label, rule in words for pattern errors).
+_TARGET_COLUMNS: dict[str, tuple[str, str | None]] = {
+    "name": ("Name", "1 to 40 lower-case letters, digits and _ (what the model says)"),
+    "description": ("Description", None),
+    "context": ("Context", "free of spaces, commas and brackets"),
+    "extension": ("Extension", "free of spaces, commas and brackets"),
+    "priority": ("Priority", None),
+    "endpoint": ("Endpoint", None),
 }
+LANGUAGE_RULE = "a language tag such as en or en-US"
 
 
 def _message(loc: tuple[Any, ...], error: Mapping[str, Any]) -> tuple[str, str]:
@@ -159,14 +163,18 @@ def _message(loc: tuple[Any, ...], error: Mapping[str, Any]) -> tuple[str, str]:
     name = str(loc[0]) if loc else "transfer_targets"
     if name == "transfer_targets" and len(loc) >= 3:
         index, field = int(loc[1]), str(loc[2])
-        text = _TARGET_MESSAGES.get(field) if error.get("type") != "value_error" else None
-        return f"voice_target_{index}_{field}", f"Transfer target {index + 1}: {text or error.get('msg')}"
+        where = f"Transfer target {index + 1}"
+        if error.get("type") == "value_error":  # our own rule, already in words
+            return f"voice_target_{index}_{field}", f"{where}: {error.get('msg')}."
+        label, rule = _TARGET_COLUMNS.get(field, (field, None))
+        return f"voice_target_{index}_{field}", f"{where}: {error_sentence(label, error, rule)}"
     if name in NUMBERS:
         return f"voice_{name}", _range_message(name)
     label = LABELS.get(f"voice_{name}", name)
-    if name.endswith("_language"):
-        return f"voice_{name}", f"{label}: use a language tag such as en or en-US."
-    return f"voice_{name}", f"{label}: {error.get('msg')}"
+    if name == "transfer_targets":
+        return "voice_transfer_targets", f"{label}: {error.get('msg')}."
+    rule = LANGUAGE_RULE if name.endswith("_language") else None
+    return f"voice_{name}", error_sentence(label, error, rule)
 
 
 def voice_from_values(values: Mapping[str, Any]) -> tuple[PromptVoice | None, FieldErrors]:
