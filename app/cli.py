@@ -1,4 +1,10 @@
-"""Command line: `ai-gateway serve` runs the service, `ai-gateway demo` runs a call with no PBX.
+"""Command line: `ai-gateway serve`, `ai-gateway migrate`, and `ai-gateway demo` (a call with no PBX).
+
+`serve` runs the service.
+
+`migrate` runs `alembic upgrade head` and seeds the default prompt, under the same
+database lock the serving process takes at start-up (`app.core.database.prepare_database`),
+then exits: run it once per deploy, before starting the gateway processes.
 
 The demo starts the real gateway (the same ASGI app and lifespan as `serve`) against
 the project's fake Asterisk ARI server, seeds a prompt with one HTTP tool served on
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -86,6 +93,24 @@ def _serve(args: argparse.Namespace) -> None:
         log_level="info",
         proxy_headers=True,
     )
+
+
+async def _migrate() -> int:
+    from app.core.database import create_engine, create_session_factory, prepare_database
+    from app.services.agent.catalog import ensure_default_prompt
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    engine = create_engine(settings.async_database_url)
+    try:
+        sessions = create_session_factory(engine)
+        migrated = await prepare_database(engine, functools.partial(ensure_default_prompt, sessions))
+    finally:
+        await engine.dispose()
+    logging.getLogger("app.cli").info(
+        "database %s", "migrated to the newest revision" if migrated else "already at the newest revision"
+    )
+    return 0
 
 
 def _demo_tool_app() -> Any:
@@ -293,6 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all interfaces)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port of the admin UI, API and probes")
+    sub.add_parser("migrate", help="upgrade the database schema and seed the default prompt, then exit")
     demo = sub.add_parser("demo", help="place a call through a fake Asterisk and print the result")
     demo.add_argument("--say", action="append", help="the caller's words (repeat for more turns)")
     demo.add_argument("--prompt", default="demo", help="AI_PROMPT_NAME (default: demo)")
@@ -306,6 +332,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "serve":
         _serve(args)
+    elif args.command == "migrate":
+        sys.exit(asyncio.run(_migrate()))
     else:
         with contextlib.suppress(KeyboardInterrupt):
             sys.exit(asyncio.run(_demo(args)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import uuid
@@ -20,7 +21,7 @@ from app.api.errors import install_error_handlers
 from app.api.middleware import install_middleware
 from app.api.router import include_routers
 from app.core.config import Settings, get_settings
-from app.core.database import create_engine, create_session_factory, run_migrations
+from app.core.database import create_engine, create_session_factory, prepare_database
 from app.core.logging import configure_logging
 from app.core.metrics import Metrics
 from app.core.redis import create_redis
@@ -28,10 +29,10 @@ from app.core.security import SecretBox
 from app.services.admin.dev_login import announce_dev_login, generate_dev_password
 from app.services.admin.login_limiter import LoginLimiter
 from app.services.agent.call_log import CallLogWriter
-from app.services.agent.catalog import Catalog
+from app.services.agent.catalog import Catalog, ensure_default_prompt
 from app.services.agent.host_policy import HostPolicy
 from app.services.agent.memory import ConversationMemory
-from app.services.agent.runner import AiService
+from app.services.agent.runner import AiService, preload_agent_machinery
 from app.services.agent.tools import ToolExecutor, create_tool_http_client
 from app.services.agent.turns import TurnService
 from app.services.gateway import GatewayState
@@ -60,14 +61,21 @@ def _secret_key(settings: Settings) -> str:
     return key
 
 
-async def _preload_models(models: ModelFactory, settings: Settings, events: AriEventStream | None) -> None:
-    """Import the default and fallback models' SDKs in a worker thread, once ARI is connected.
+async def _preload_when_connected(
+    models: ModelFactory, settings: Settings, connected: asyncio.Event | None
+) -> None:
+    """Import the agent machinery and the default/fallback models' SDKs once ARI is connected.
 
-    The first call then does not wait for them (about 1 s of CPU each), and start-up does
-    not either; SDKs of providers no setting names are never imported.
+    Off the start-up path (or after 10 s without ARI), in worker threads: the first call
+    then does not wait for them, and SDKs of providers no setting names are never imported.
     """
-    if events is not None:
-        await events.connected.wait()
+    if connected is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(connected.wait(), 10)
+    try:
+        await preload_agent_machinery()
+    except Exception:  # an import error shows again, with its cause, on the first turn
+        logger.exception("could not preload the agent machinery")
     await models.preload([settings.default_ai_model, settings.fallback_ai_model])
 
 
@@ -82,13 +90,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.async_database_url)
         stack.push_async_callback(engine.dispose)
-        await run_migrations(engine)
         session_factory = create_session_factory(engine)
+        await prepare_database(engine, functools.partial(ensure_default_prompt, session_factory))
         metrics = Metrics()
         catalog = Catalog(
             session_factory, SecretBox(_secret_key(settings)), ttl_seconds=settings.prompt_cache_ttl_seconds
         )
-        await catalog.ensure_default_prompt()
 
         redis = create_redis(
             settings.effective_redis_url,
@@ -224,11 +231,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             logger.info(
                 "ARI: Stasis application '%s' at %s", settings.asterisk_app_name, settings.ari_base_url
             )
-        preload = asyncio.create_task(_preload_models(models, settings, state.ari_events), name="llm-preload")
-        stack.callback(preload.cancel)
+        preload = asyncio.create_task(
+            _preload_when_connected(
+                models, settings, state.ari_events.connected if state.ari_events else None
+            ),
+            name="preload",
+        )
+        stack.push_async_callback(_cancel, preload)
         logger.info("Asterisk AI Gateway %s started", __version__)
         yield
         logger.info("shutting down")
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def create_app(settings: Settings | None = None, providers: ProviderRegistry | None = None) -> FastAPI:

@@ -33,7 +33,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks import procs
+from benchmarks import procs, startup
 from benchmarks.fakes import PLAIN_PROMPT, TOOL_PROMPT, Fakes
 from benchmarks.profile_summary import render
 
@@ -553,6 +553,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run all scenarios in one gateway process per database (default: one per scenario)",
     )
+    p.add_argument(
+        "--startup-runs",
+        type=int,
+        default=1,
+        help="cold starts measured by benchmarks.startup after the load levels (0 = skip)",
+    )
     p.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     p.add_argument("--max-concurrent-calls", type=int, default=2000)
@@ -606,11 +612,24 @@ async def amain(args: argparse.Namespace, argv: list[str]) -> int:
     finally:
         await fakes.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    startup_report = None
+    if args.startup_runs > 0:
+        print()
+        startup_report = await startup.amain(
+            argparse.Namespace(
+                db="sqlite" if args.db == "sqlite" else "postgres",
+                runs=args.startup_runs,
+                postgres_url=args.postgres_url,
+                redis_url=args.redis_url,
+            )
+        )
     ratio_rows = ratios(rows)
     checks = evaluate_targets(rows, ratio_rows)
     table = markdown_tables(rows, ratio_rows)
     print()
     print(table)
+    if startup_report is not None:
+        print(startup.summary_line(startup_report))
     if checks and not args.smoke:
         print("Targets (2 cores, one gateway process):")
         for c in checks:
@@ -635,6 +654,7 @@ async def amain(args: argparse.Namespace, argv: list[str]) -> int:
         "ratios": ratio_rows,
         "targets": checks,
         "table_markdown": table,
+        "startup": startup_report,
     }
     if profiles:
         report["profiles"] = [{k: v for k, v in p.items() if k != "tree"} for p in profiles]

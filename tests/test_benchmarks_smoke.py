@@ -56,6 +56,7 @@ def test_benchmark_smoke_mode_runs_gateway_and_baseline(tmp_path: Path) -> None:
         assert row["ari_spec_violations"] == 0, row
     assert report["ratios"], "gateway/baseline ratios missing"
     assert "| gateway |" in report["table_markdown"]
+    assert report["startup"]["median"]["restart"]["parked_continued_s"] > 0
 
 
 def test_http_transport_benchmark_runs() -> None:
@@ -63,3 +64,17 @@ def test_http_transport_benchmark_runs() -> None:
     rows = [line for line in stdout.splitlines() if "CPU ms/request" in line]
     assert len(rows) == 6  # three client stacks, at 1 and 50 requests in flight
     assert all(float(row.split(":")[1].split()[0]) > 0 for row in rows)
+
+
+def test_startup_benchmark_reports_every_milestone(tmp_path: Path) -> None:
+    """One cold start on a fresh SQLite file and one restart: the parked channel is continued."""
+    out = tmp_path / "startup.json"
+    stdout = run_module("benchmarks.startup", "--db", "sqlite", "--runs", "1", "--out", str(out), timeout=300)
+    report = json.loads(out.read_text())
+    assert report["import_s"] > 0
+    for case in ("first_start", "restart"):
+        figures = report["median"][case]
+        assert set(figures) == {"healthz_s", "connected_s", "parked_continued_s"}, figures
+        # A channel parked before start is continued only once the Stasis application is connected.
+        assert 0 < figures["connected_s"] <= figures["parked_continued_s"], figures
+    assert "parked channel continued" in stdout

@@ -482,3 +482,36 @@ async def test_gateway_start_continues_channels_parked_by_a_crash(
     assert final_vars(chan)["AI_ERROR"] == "gateway_restarted"
     assert chan.continued_count == 1
     assert fake_ari.spec_violations == []
+
+
+async def test_a_call_arriving_while_parked_channels_are_listed_is_answered_not_recovered(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer
+) -> None:
+    """At start-up the gateway lists the application's channels; a call that entered Stasis
+    just before the listing has its `StasisStart` still on the wire. Only the channel parked
+    by the crash gets `gateway_restarted`; the new caller gets an answer."""
+    parked = await park_channel_with_crashed_gateway(fake_ari, "ai_ari_app,USER_INPUT=hello,UNIQUEID=x")
+    fake_llm.script("JUST-IN", [TextReply("welcome, new caller")])
+    list_app = fake_ari._handlers[("applications", "get")]
+    arrivals: list[FakeChannel] = []
+
+    async def call_arrives_then_list(*args: Any) -> Any:
+        if not arrivals:  # the first listing, right after the gateway connected
+            arrivals.append(await fake_ari.place_call("ai_ari_app,USER_INPUT=JUST-IN hi"))
+        return await list_app(*args)
+
+    fake_ari._handlers[("applications", "get")] = call_arrives_then_list
+    async with run_gateway(make_settings(), fake_ari) as app:
+        await parked.wait_left_stasis(10)
+        await arrivals[0].wait_left_stasis(10)
+        await wait_until_idle(app)
+    assert final_vars(parked)["AI_ERROR"] == "gateway_restarted"
+    assert final_vars(arrivals[0]) == {
+        "AI_RESPONSE": "welcome, new caller",
+        "AI_STATUS": "OK",
+        "AI_ERROR": "",
+    }
+    assert arrivals[0].continued_count == 1
+    # The gateway waited for its own user event (queued behind that StasisStart), not a fixed grace.
+    kinds = [e["type"] for e in fake_ari.events if e["type"] in ("ChannelUserevent", "StasisEnd")]
+    assert kinds[0] == "ChannelUserevent", kinds

@@ -439,6 +439,7 @@ class FakeAriServer:
             ("channels", "setChannelVar"): self._h_set_var,
             ("channels", "getChannelVars"): self._h_get_vars,
             ("channels", "setChannelVars"): self._h_set_vars,
+            ("events", "userEvent"): self._h_user_event,
         }
         self.bridges = FakeBridges(self, sound_duration_s)
         self.media = FakeMedia(self, dict(websocket_clients or {}), media_connect_timeout_s)
@@ -1237,6 +1238,30 @@ class FakeAriServer:
         self._maybe_destroy_app(app)
         self._notify()
         return _no_content(), deferred
+
+    async def _h_user_event(
+        self, request: Request, op: AriOperation, pp: dict[str, str], body: Any | None
+    ) -> tuple[Response, _Deferred]:
+        """`POST /events/user/{eventName}?application=…`: a `ChannelUserevent` to the app.
+
+        Without `source` the event has no channel (events.json, res_stasis.c).
+        """
+        params = _params(request, body)
+        app = str(params.get("application", ""))
+        if not app:
+            return _error(400, "Missing parameter application"), []
+        if app not in self._apps:
+            return _error(404, "Application not found"), []
+        variables = body.get("variables", {}) if isinstance(body, dict) else {}
+        event = {
+            "application": app,
+            "asterisk_id": self.asterisk_id,
+            "eventname": pp["eventName"],
+            "timestamp": asterisk_timestamp(),
+            "type": "ChannelUserevent",
+            "userevent": variables if isinstance(variables, dict) else {},
+        }
+        return _no_content(), [(app, event)]
 
     async def _h_answer(
         self, request: Request, op: AriOperation, pp: dict[str, str], body: Any | None

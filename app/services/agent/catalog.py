@@ -198,11 +198,24 @@ class Catalog:
                 raise PromptNotFound(f"{what} not found")
             return prompt_spec_from_row(prompt, self.secret_box)
 
-    async def ensure_default_prompt(self) -> None:
-        """Seed a default prompt into an empty database (first start)."""
-        async with self._sessions() as session:
-            if (await session.scalars(select(Prompt.id).limit(1))).first() is not None:
-                return
-            session.add(Prompt(name=DEFAULT_PROMPT_NAME, content=DEFAULT_PROMPT_CONTENT, is_default=True))
-            await session.commit()
-            logger.info("empty database: created the default prompt '%s'", DEFAULT_PROMPT_NAME)
+    async def ensure_default_prompt(self) -> bool:
+        """Seed a default prompt into an empty database (first start); see `ensure_default_prompt`."""
+        return await ensure_default_prompt(self._sessions)
+
+
+async def ensure_default_prompt(session_factory: async_sessionmaker[AsyncSession]) -> bool:
+    """Create the default prompt when the database has no prompt at all (first start).
+
+    Not safe against a second process doing the same at once: start-up runs it under
+    `app.core.database.schema_lock` (`prepare_database`).
+
+    Returns:
+        True when the prompt was created.
+    """
+    async with session_factory() as session:
+        if (await session.scalars(select(Prompt.id).limit(1))).first() is not None:
+            return False
+        session.add(Prompt(name=DEFAULT_PROMPT_NAME, content=DEFAULT_PROMPT_CONTENT, is_default=True))
+        await session.commit()
+    logger.info("empty database: created the default prompt '%s'", DEFAULT_PROMPT_NAME)
+    return True

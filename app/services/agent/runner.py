@@ -14,7 +14,9 @@ per-turn cost at the time.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import importlib
 import json
 import logging
 import time
@@ -23,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from langchain.agents import create_agent
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import LLMResult
@@ -211,6 +212,9 @@ class AiService:
         if agent is not None:
             self._agents.move_to_end(key)
             return agent
+        # LangGraph is kept off start-up; see `preload_agent_machinery`.
+        from langchain.agents import create_agent
+
         agent = create_agent(
             self.models.get(model),
             tools=[self._make_tool(t) for t in prompt.tools],
@@ -281,6 +285,16 @@ class AiService:
             token_usage=_usage(new_messages),
             llm_latency_ms=round(timer.total_ms, 1),
         )
+
+
+async def preload_agent_machinery() -> None:
+    """Import `langchain.agents` (and LangGraph) in a worker thread.
+
+    Start-up does not import them, to reach the Stasis application sooner (they cost
+    0.3-0.8 s here); the lifespan calls this once the gateway is connected, so the first
+    turn with tools does not pay for the import.
+    """
+    await asyncio.to_thread(importlib.import_module, "langchain.agents")
 
 
 def _final_text(messages: list[BaseMessage]) -> str:

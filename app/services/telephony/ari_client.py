@@ -262,6 +262,17 @@ class AriClient:
         result: dict[str, Any] = (await self._request("GET", f"/applications/{name}")).json()
         return result
 
+    async def user_event(self, event_name: str, application: str) -> None:
+        """`POST /events/user/{eventName}?application=…` (`userEvent`, events.json).
+
+        With no `source`, Asterisk sends a `ChannelUserevent` (no channel) to the
+        application's event WebSocket, after every event it queued there before.
+
+        Raises:
+            AriNotFound: the application is not registered. AriUnavailable: no answer.
+        """
+        await self._request("POST", f"/events/user/{event_name}", params={"application": application})
+
     async def get_asterisk_info(self) -> dict[str, Any]:
         """`GET /asterisk/info` (`getInfo`): build, system, config and status.
 

@@ -13,7 +13,10 @@ Delivery is retried while ARI is unreachable, until the channel is gone (404),
 it hung up, or `ARI_DELIVERY_MAX_SECONDS` passes. After each (re)connect, channels
 parked in the application that no task here owns are continued with
 `AI_STATUS=ERROR` (`GET /applications/{app}` `channel_ids`): Asterisk keeps them
-in Stasis forever otherwise and replays no `StasisStart`.
+in Stasis forever otherwise and replays no `StasisStart`. Before calling a listed channel
+parked, the handler sends itself a user event (`POST /events/user/{name}`) and waits for
+it on the WebSocket: Asterisk queues it behind every `StasisStart` it sent us before,
+so by then each channel that entered Stasis after we connected has a task here.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import contextlib
 import functools
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import Any
@@ -37,6 +41,7 @@ from app.services.telephony.events import (
     Channel,
     ChannelDestroyed,
     ChannelHangupRequest,
+    GenericEvent,
     StasisEnd,
     StasisStart,
 )
@@ -71,9 +76,10 @@ class CallHandler:
         connected: set while the event WebSocket is up (delivery waits on it).
         claims: marks which process owns each channel's turn, so recovery after a
             (re)connect leaves another live gateway's channels alone (rolling restart).
-        recovery_grace_seconds: wait (s) between listing the application's channels
-            right after a (re)connect and treating one as parked, so that a
-            `StasisStart` already on the wire is taken first.
+        recovery_grace_seconds: the longest wait (s), after listing the application's
+            channels on a (re)connect, for our own user event to come back on the
+            WebSocket (so a `StasisStart` already on the wire is taken first); the
+            whole wait when Asterisk refuses the user event.
     """
 
     def __init__(
@@ -101,6 +107,7 @@ class CallHandler:
         self.in_flight: dict[str, asyncio.Task[None]] = {}
         self._recent: OrderedDict[str, float] = OrderedDict()
         self._hung_up: set[str] = set()
+        self._markers: dict[str, asyncio.Future[None]] = {}
         self.accepting = True
         self.continued = 0
 
@@ -125,6 +132,10 @@ class CallHandler:
                 self._hung_up.add(event.channel.id)
         elif isinstance(event, StasisEnd):
             logger.debug("channel=%s left Stasis", event.channel.id)
+        elif isinstance(event, GenericEvent) and event.type == "ChannelUserevent":
+            marker = self._markers.get(str(event.raw.get("eventname", "")))
+            if marker is not None and not marker.done():
+                marker.set_result(None)
         elif event.type == "ApplicationReplaced":
             # events.json: the newer WebSocket for an application wins. This process gets no
             # new calls; its turns in flight still finish and are delivered over REST.
@@ -274,8 +285,8 @@ class CallHandler:
         if not app.get("channel_ids"):
             return 0
         # A channel that entered Stasis after our WebSocket connected has its StasisStart
-        # on the wire: give the reader time to take it before calling the channel parked.
-        await asyncio.sleep(self._grace)
+        # on the wire: let the reader take it before calling the channel parked.
+        await self._catch_up_with_events()
         recovered = 0
         candidates = list(app.get("channel_ids", []))
         for _round in range(MAX_RECOVERY_ROUNDS):
@@ -296,6 +307,27 @@ class CallHandler:
                 break
             candidates = [cid for cid in owned if cid in still]
         return recovered
+
+    async def _catch_up_with_events(self) -> None:
+        """Return once every event Asterisk queued for us before now has been read.
+
+        Sends a user event to our own application and waits (at most the recovery grace)
+        for it to arrive on the WebSocket, behind any `StasisStart` sent earlier. If ARI
+        refuses the user event, waits the whole grace instead.
+        """
+        name = f"aigw-recovery-{uuid.uuid4().hex}"
+        marker: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._markers[name] = marker
+        try:
+            await self._ari.user_event(name, self._settings.asterisk_app_name)
+            await asyncio.wait_for(marker, self._grace)
+        except AriError as exc:
+            logger.info("user event refused (%s); waiting %.1f s for events in transit", exc, self._grace)
+            await asyncio.sleep(self._grace)
+        except TimeoutError:
+            logger.info("our user event did not come back within %.1f s; going on", self._grace)
+        finally:
+            del self._markers[name]
 
     async def _continue_parked(self, parked: list[str]) -> int:
         if not parked:
