@@ -36,11 +36,14 @@ from app.services.agent.runner import AiService, preload_agent_machinery
 from app.services.agent.tools import ToolExecutor, create_tool_http_client
 from app.services.agent.turns import TurnService
 from app.services.gateway import GatewayState
+from app.services.media.setup import Voice, start_voice
 from app.services.providers.llm import ModelFactory
 from app.services.providers.registry import ProviderRegistry
-from app.services.telephony.ari_client import AriClient, AriEventStream, create_ari_http_client
-from app.services.telephony.call_handler import CallHandler
+from app.services.telephony.ari_client import AriClient, create_ari_http_client
 from app.services.telephony.claims import ChannelClaims
+from app.services.telephony.event_source import AriEventStream
+from app.services.telephony.modes import default_modes
+from app.services.telephony.sessions import SessionManager
 from app.services.telephony.supervisor import supervise
 
 logger = logging.getLogger("app")
@@ -59,6 +62,13 @@ def _secret_key(settings: Settings) -> str:
     path.chmod(0o600)
     logger.warning("SECRET_KEY is not set: generated one in %s (set SECRET_KEY in production)", path)
     return key
+
+
+async def _on_connected(sessions: SessionManager, voice: Voice, ari: AriClient) -> int:
+    """After each (re)connect: continue parked channels first, then check the Asterisk version."""
+    recovered = await sessions.recover_parked_channels()
+    await voice.support.check(ari)
+    return recovered
 
 
 async def _preload_when_connected(
@@ -196,19 +206,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 instance_id=uuid.uuid4().hex,
                 ttl_seconds=settings.ai_turn_timeout_seconds + 5,
             )
-            handler = CallHandler(ari, turns, settings, metrics, connected=connected, claims=claims)
+            # The mode table: text (telephony) and voice (app.services.media).
+            voice = await start_voice(settings, catalog, providers)
+            stack.push_async_callback(voice.aclose)
+            state.voice = voice
+            modes = {**default_modes(), **voice.modes}
+            sessions = SessionManager(
+                ari, turns, settings, metrics, modes=modes, connected=connected, claims=claims
+            )
             events = AriEventStream(
                 settings.ari_events_url,
                 settings.asterisk_ari_username,
                 settings.asterisk_ari_password.get_secret_value(),
-                on_event=handler.on_event,
-                on_connected=handler.recover_parked_channels,
+                on_event=sessions.on_event,
+                on_connected=functools.partial(_on_connected, sessions, voice, ari),
                 metrics=metrics,
                 min_backoff_s=settings.ari_reconnect_min_seconds,
                 max_backoff_s=settings.ari_reconnect_max_seconds,
                 connected=connected,
             )
-            state.ari, state.ari_events, state.call_handler = ari, events, handler
+            state.ari, state.ari_events, state.sessions = ari, events, sessions
             reader = asyncio.create_task(
                 supervise(
                     events.run,
@@ -221,7 +238,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
 
             async def _stop_ari() -> None:
-                await handler.drain(settings.ai_turn_timeout_seconds + 5)
+                await sessions.drain(settings.ai_turn_timeout_seconds + 5)
                 await events.stop()
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -48,20 +48,20 @@ PACKAGES: list[tuple[str, str]] = [
 
 #: Inclusive time of these functions = the stages of one turn.
 STAGES: list[tuple[str, str, str]] = [
-    ("ARI event read + parse (AriEventStream.run)", "ari_client.py", "run"),
-    ("StasisStart -> TurnRequest (build_request)", "ari_handler.py", "build_request"),
+    ("ARI event read + parse (AriEventStream.run)", "event_source.py", "run"),
+    ("StasisStart -> TurnRequest (build_request)", "telephony/session.py", "build_request"),
     ("turn total (TurnService.run_turn)", "turn_service.py", "run_turn"),
     ("  prompt lookup (Catalog.get_prompt)", "catalog.py", "get_prompt"),
     ("  Redis lock (acquire_lock)", "redis_service.py", "acquire_lock"),
     ("  Redis unlock (release_lock)", "redis_service.py", "release_lock"),
     ("  Redis history load", "redis_service.py", "load"),
     ("  Redis history append", "redis_service.py", "append_turn"),
-    ("  agent turn (AiService.run)", "ai_service.py", "run"),
+    ("  agent turn (AiService.stream)", "agent/runner.py", "stream"),
     ("    chat model call (ChatOpenAI._agenerate)", "langchain_openai", "_agenerate"),
     ("    openai SDK request (AsyncAPIClient.request)", "openai/_base_client.py", "request"),
     ("    tool call (ToolExecutor.execute)", "tool_executor.py", "execute"),
     ("  call-log submit", "call_log.py", "submit"),
-    ("deliver: set vars + continue (CallHandler.deliver)", "ari_handler.py", "deliver"),
+    ("deliver: set vars + continue (Delivery.deliver)", "delivery.py", "deliver"),
     ("call-log writer (CallLogWriter._write)", "call_log.py", "_write"),
     ("admin/HTTP app (uvicorn request handling)", "uvicorn/protocols/http", "run_asgi"),
 ]

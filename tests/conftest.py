@@ -195,8 +195,8 @@ async def run_gateway(settings: Settings, fake_ari: FakeAriServer | None = None)
 
 
 async def wait_until_idle(app: FastAPI, timeout: float = 10.0) -> None:
-    """Wait until the app's call handler has no turn in flight (delivery included)."""
-    handler = state_of(app).call_handler
+    """Wait until the app has no call session in flight (delivery included)."""
+    handler = state_of(app).sessions
     assert handler is not None
     deadline = asyncio.get_running_loop().time() + timeout
     while handler.in_flight:

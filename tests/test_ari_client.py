@@ -13,11 +13,11 @@ from app.core.metrics import Metrics
 from app.services.telephony.ari_client import (
     AriClient,
     AriConflict,
-    AriEventStream,
     AriNotFound,
     AriUnavailable,
     create_ari_http_client,
 )
+from app.services.telephony.event_source import AriEventStream
 from app.services.telephony.events import AriEvent, StasisStart
 from app.testing.fake_ari import FakeAriServer
 

@@ -181,7 +181,7 @@ async def test_an_unexpected_exception_still_continues_the_channel(
     make_settings: Any, fake_ari: FakeAriServer
 ) -> None:
     async with run_gateway(make_settings(), fake_ari) as app:
-        handler = state_of(app).call_handler
+        handler = state_of(app).sessions
         assert handler is not None
         handler.turns = ExplodingTurns()  # type: ignore[assignment]
         chan = await failing_call(fake_ari, "hello", "")

@@ -11,12 +11,16 @@ from hypothesis import strategies as st
 
 from app.core.text import clean_text
 from app.services.telephony.events import (
+    ChannelDtmfReceived,
     ChannelHangupRequest,
     ChannelVarset,
     EventParseError,
     GenericEvent,
+    PlaybackFinished,
+    PlaybackStarted,
     StasisEnd,
     StasisStart,
+    event_target,
     parse_event,
 )
 from app.services.telephony.stasis_args import parse_stasis_args
@@ -64,8 +68,27 @@ def test_other_captured_events_parse_to_their_types() -> None:
     assert isinstance(varset, ChannelVarset) and varset.variable == "AI_RESPONSE"
     hangup = parse_event(json.dumps(sample("ChannelHangupRequest-after-ari-DELETE.json")))
     assert isinstance(hangup, ChannelHangupRequest)
-    playback = parse_event(json.dumps(sample("PlaybackStarted.json")))
-    assert isinstance(playback, GenericEvent) and playback.type == "PlaybackStarted"
+    recording = parse_event(json.dumps(sample("RecordingStarted.json")))
+    assert isinstance(recording, GenericEvent) and recording.type == "RecordingStarted"
+
+
+def test_playback_events_are_typed_and_routed_to_their_channel() -> None:
+    started = parse_event(json.dumps(sample("PlaybackStarted.json")))
+    finished = parse_event(json.dumps(sample("PlaybackFinished.json")))
+    assert isinstance(started, PlaybackStarted) and started.playback.state == "playing"
+    assert isinstance(finished, PlaybackFinished) and finished.playback.state == "done"
+    # target_uri "channel:1795437523.24": the session of that channel gets it.
+    assert event_target(finished) == "1795437523.24"
+
+
+def test_dtmf_event_parses_per_events_json() -> None:
+    channel = sample("StasisStart.json")["channel"]
+    frame = {"type": "ChannelDtmfReceived", "application": "ai_ari_app", "channel": channel}
+    event = parse_event(json.dumps({**frame, "digit": "#", "duration_ms": 100}))
+    assert isinstance(event, ChannelDtmfReceived)
+    assert (event.digit, event.duration_ms, event_target(event)) == ("#", 100, channel["id"])
+    with pytest.raises(EventParseError):  # digit is required (events.json)
+        parse_event(json.dumps(frame))
 
 
 def test_every_event_in_captured_sequences_parses() -> None:

@@ -83,6 +83,28 @@ class Settings(BaseSettings):
     max_stasis_arg_chars: int = 4000
     default_fallback_text: str = "Sorry, I can't help with that right now. Please hold for an agent."
 
+    # --- Voice conversations (AI_MODE=voice) ------------------------------------------
+    #: ``client``: Asterisk connects to our media listener (websocket_client.conf);
+    #: ``server``: we connect to Asterisk's ``/media/<connection id>``.
+    voice_media_connection_type: Literal["client", "server"] = "client"
+    #: Where the media listener accepts Asterisk's connections (client mode); port 0 = any free one.
+    voice_media_listen_host: str = "0.0.0.0"
+    voice_media_listen_port: int = Field(default=8765, ge=0, le=65535)
+    #: The ``websocket_client.conf`` section Asterisk dials for us (externalMedia ``external_host``).
+    voice_websocket_client_id: str = "media_connection1"
+    #: Asterisk's HTTP server for server mode, ``ws://pbx:8088`` ('' = from ASTERISK_ARI_URL).
+    voice_server_media_url: str = ""
+    voice_codec: Literal["ulaw", "slin16"] = "ulaw"
+    voice_stt_provider: str = "pocketsphinx"
+    voice_tts_provider: str = "espeak"
+    voice_max_duration_seconds: float = Field(default=600.0, gt=0)
+    #: Played through ARI when the gateway cannot speak (TTS or the media socket down).
+    voice_fallback_sound: str = "sound:an-error-has-occured"
+    #: End of turn by pipecat's smart-turn model instead of the prompt's end-of-turn silence.
+    voice_smart_turn: bool = False
+    #: How far ahead of real time agent audio is sent to Asterisk, in ms.
+    voice_max_lead_ms: int = Field(default=300, ge=60, le=5000)
+
     # --- HTTP tools ------------------------------------------------------------------
     tool_default_timeout_seconds: float = 5.0
     tool_max_response_bytes: int = 8192
@@ -127,6 +149,14 @@ class Settings(BaseSettings):
         """WebSocket URL of the ARI event stream for our Stasis application (ARI events.json)."""
         base = self.ari_base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         return f"{base}/events?app={quote(self.asterisk_app_name)}&subscribeAll=false"
+
+    @property
+    def voice_media_url(self) -> str:
+        """Asterisk's media WebSocket root for server mode, e.g. ``ws://pbx:8088``."""
+        if self.voice_server_media_url:
+            return self.voice_server_media_url.rstrip("/")
+        root = self.asterisk_ari_url.rstrip("/").removesuffix("/ari")
+        return root.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
 
     @property
     def effective_redis_url(self) -> str:

@@ -7,6 +7,7 @@ passed between tasks freely.
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,6 +21,14 @@ class TurnStatus(enum.StrEnum):
     TIMEOUT = "TIMEOUT"
     ERROR = "ERROR"
     BUSY = "BUSY"
+    #: The caller hung up during the turn (call log only: the channel is gone, so the
+    #: dialplan never sees it).
+    HANGUP = "HANGUP"
+
+
+#: `CancelledError` message a session uses when the caller's hang-up cancels a turn, so
+#: the turn service can tell it from a shutdown (see `CallSession.hang_up`).
+HANGUP_CANCEL_MSG = "caller_hung_up"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +199,27 @@ class ToolResult:
     detail: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CallTool:
+    """A per-call tool offered to the model for one turn (e.g. voice's `end_call`).
+
+    Unlike a `ToolSpec` it is not an HTTP request: `handler` runs in the gateway.
+    The runner wraps it as a LangChain `StructuredTool` and validates the model's
+    arguments against `parameters` (jsonschema) before calling `handler`.
+
+    Attributes:
+        name: tool name the model sees (``^[a-zA-Z0-9_-]{1,64}$``, the vendors' rule).
+        description: what the model reads to decide when to call it.
+        parameters: a JSON Schema object for the arguments.
+        handler: ``async (args: dict) -> str``; the text is the tool result the model sees.
+    """
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    handler: Callable[[dict[str, Any]], Awaitable[str]]
+
+
 @dataclass(slots=True)
 class TurnRequest:
     """One turn to run: what the caller said and how to answer.
@@ -200,6 +230,7 @@ class TurnRequest:
         model: `AI_MODEL` (``openai``, ``gemini`` or ``provider:model``); None for default.
         source: ``call`` or ``chat``.
         deadline_seconds: overrides `AI_TURN_TIMEOUT_SECONDS` when set.
+        extra_tools: per-call tools offered besides the prompt's HTTP tools.
     """
 
     context: CallContext
@@ -208,6 +239,7 @@ class TurnRequest:
     model: str | None = None
     source: str = "call"
     deadline_seconds: float | None = None
+    extra_tools: tuple[CallTool, ...] = ()
 
 
 @dataclass(slots=True)
@@ -250,6 +282,34 @@ class TurnOutcome:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the answer as the model produced it (a token or a few).
+
+    Raw model output, for display: not yet checked for leaks (sentences are).
+    """
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceReady:
+    """A whole sentence of the answer, ready for text-to-speech (leak-checked)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFinished:
+    """The last event of a streamed turn: the outcome (also filed in the call log)."""
+
+    outcome: TurnOutcome
+
+
+#: What `TurnRunner.stream_turn` yields: deltas and sentences in order, then one `TurnFinished`.
+TurnEvent = TextDelta | SentenceReady | TurnFinished
+
+
 class TurnRunner(Protocol):
     """The turn interface: all that telephony knows of the agent.
 
@@ -259,6 +319,14 @@ class TurnRunner(Protocol):
 
     async def run_turn(self, request: TurnRequest) -> TurnOutcome:
         """Run one turn; never raises except on cancellation."""
+        ...
+
+    def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        """Run one turn, yielding text as the model produces it, then `TurnFinished`.
+
+        Never raises except on cancellation; a failure ends with a `TurnFinished`
+        holding the fallback outcome.
+        """
         ...
 
     def log_turn(

@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     from app.services.agent.catalog import Catalog
     from app.services.agent.tools import ToolExecutor
     from app.services.agent.turns import TurnService
+    from app.services.media.setup import Voice
     from app.services.providers.registry import ProviderRegistry
-    from app.services.telephony.ari_client import AriClient, AriEventStream
-    from app.services.telephony.call_handler import CallHandler
+    from app.services.telephony.ari_client import AriClient
+    from app.services.telephony.event_source import AriEventStream
+    from app.services.telephony.sessions import SessionManager
 
 
 @dataclass
@@ -40,6 +42,7 @@ class GatewayState:
     providers: ProviderRegistry
     ari: AriClient | None = None
     ari_events: AriEventStream | None = None
-    call_handler: CallHandler | None = None
+    sessions: SessionManager | None = None
+    voice: Voice | None = None
     admin_password: str | None = None
     extras: dict[str, object] = field(default_factory=dict)

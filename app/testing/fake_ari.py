@@ -650,6 +650,27 @@ class FakeAriServer:
         chan.left_stasis.set()
         self._notify()
 
+    async def press_dtmf(self, channel_id: str, digits: str, duration_ms: int = 100) -> None:
+        """The caller presses DTMF keys on a channel in Stasis.
+
+        Emits one ``ChannelDtmfReceived`` per digit (events.json: ``digit``,
+        ``duration_ms``, ``channel``), as a real Asterisk does for the Stasis
+        (caller-side) channel (``ari-samples/media/README.md``: 100 ms each).
+
+        Args:
+            channel_id: Channel in Stasis.
+            digits: Keys in order, each ``0``-``9``, ``A``-``D``, ``#`` or ``*``.
+            duration_ms: How long each key is held, in ms.
+
+        Raises:
+            KeyError: Unknown or hung-up channel, or a channel not in Stasis.
+        """
+        chan = self._live(channel_id)
+        if chan is None or not chan.in_stasis:
+            raise KeyError(channel_id)
+        for digit in digits:
+            self._emit(chan.app, "ChannelDtmfReceived", chan, digit=digit, duration_ms=duration_ms)
+
     async def drop_websockets(self) -> None:
         """Close every event WebSocket abruptly (TCP close, no close frame).
 

@@ -573,6 +573,8 @@ class FakeLLMServer:
             after :meth:`start`.
         latency_ms: Extra delay before every answer, in milliseconds.
         requests: Every normalised request received, in arrival order.
+        disconnected: The requests whose client closed the connection while a
+            :class:`HangReply` held the answer back (the gateway cancelled the turn).
         total_busy_seconds: Wall-clock seconds spent inside the chat handlers
             (summed over concurrent requests), for benchmarks.
     """
@@ -589,6 +591,7 @@ class FakeLLMServer:
         self.port = port
         self.latency_ms = latency_ms
         self.requests: list[LLMRequest] = []
+        self.disconnected: list[LLMRequest] = []
         self.total_busy_seconds = 0.0
         self._global: deque[Reply] = deque()
         self._keyed: dict[str, deque[Reply]] = {}
@@ -663,6 +666,7 @@ class FakeLLMServer:
         self._keyed.clear()
         self._responder = None
         self.requests.clear()
+        self.disconnected.clear()
         self.total_busy_seconds = 0.0
 
     def pending(self, conversation_key: str | None = None) -> int:
@@ -748,8 +752,28 @@ class FakeLLMServer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
-    async def _decide(self, request: LLMRequest) -> TextReply | ToolCallReply | ErrorReply:
-        """Record the request, pick a reply, apply latency/hangs."""
+    async def _hang(self, seconds: float, http: Request) -> bool:
+        """Sleep like `_sleep`; True (and at once) if the client closes the connection first.
+
+        Once the body is read, the ASGI ``receive`` only returns on ``http.disconnect``.
+        """
+        sleep = asyncio.ensure_future(self._sleep(seconds))
+        gone = asyncio.ensure_future(http.receive())
+        try:
+            await asyncio.wait({sleep, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleep.cancel()
+            gone.cancel()
+        return gone.done() and not gone.cancelled() and gone.result().get("type") == "http.disconnect"
+
+    async def _decide(
+        self, request: LLMRequest, http: Request | None = None
+    ) -> TextReply | ToolCallReply | ErrorReply:
+        """Record the request, pick a reply, apply latency/hangs.
+
+        During a :class:`HangReply` a client that closes its connection is recorded in
+        :attr:`disconnected`, and the reply becomes an error nobody reads.
+        """
         self.requests.append(request)
         reply = self._take_script(request)
         if reply is None and self._responder is not None:
@@ -760,7 +784,11 @@ class FakeLLMServer:
         if self.latency_ms > 0:
             await self._sleep(self.latency_ms / 1000.0)
         if isinstance(reply, HangReply):
-            await self._sleep(reply.seconds)
+            if http is not None and await self._hang(reply.seconds, http):
+                self.disconnected.append(request)
+                return ErrorReply(499, "client closed request")
+            if http is None:
+                await self._sleep(reply.seconds)
             if reply.text is not None:
                 return TextReply(reply.text)
             fallback = offline_reply(request)
@@ -802,7 +830,7 @@ class FakeLLMServer:
             except orjson.JSONDecodeError:
                 return _openai_error(400, "We could not parse the JSON body of your request.")
             request = parse_openai(body)
-            reply = await self._decide(request)
+            reply = await self._decide(request, http)
         finally:
             self.total_busy_seconds += time.perf_counter() - started
         if isinstance(reply, ErrorReply):
@@ -988,7 +1016,7 @@ class FakeLLMServer:
                 return _gemini_error(400, "Invalid JSON payload received.")
             stream = method == "streamGenerateContent"
             request = parse_gemini(model, body, stream=stream)
-            reply = await self._decide(request)
+            reply = await self._decide(request, http)
         finally:
             self.total_busy_seconds += time.perf_counter() - started
         if isinstance(reply, ErrorReply):

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from app.services.gateway import GatewayState
-    from app.services.telephony.ari_client import AriEventStream
+    from app.services.telephony.event_source import AriEventStream
 
 #: Longest wait for one reachability probe, in seconds (health checks must be cheap).
 PROBE_TIMEOUT_SECONDS = 1.0

@@ -8,6 +8,14 @@ Order of work: a concurrency slot (`MAX_CONCURRENT_CALLS`, else BUSY), the
 prompt (cached), the model, then under the turn deadline
 (`AI_TURN_TIMEOUT_SECONDS`): the conversation lock, history, the agent, and the
 history write. Redis failures degrade the turn (no history) instead of failing it.
+
+`stream_turn` runs the same turn in its own task and yields the answer as it is
+produced: `TextDelta` per model chunk, `SentenceReady` per whole sentence (checked
+for leaks, for text-to-speech), then one `TurnFinished`. `run_turn` is the same
+turn without the events. When the consumer is cancelled with
+`HANGUP_CANCEL_MSG` (the caller hung up), the turn's task is cancelled too: the
+model's HTTP request is closed, no tool call starts afterwards, and the call log
+files the turn as `HANGUP`.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from langchain_core.messages import BaseMessage
@@ -25,12 +34,28 @@ from app.core.metrics import Metrics
 from app.core.text import clean_text
 from app.services.agent.call_log import CallLogEntry, CallLogWriter
 from app.services.agent.catalog import Catalog, CatalogUnavailable, PromptNotFound
+from app.services.agent.guard import find_leak
 from app.services.agent.memory import ConversationMemory, MemoryUnavailable
 from app.services.agent.runner import AgentResult, AiService
-from app.services.domain import CallContext, PromptSpec, TurnOutcome, TurnRequest, TurnStatus
+from app.services.agent.sentences import SentenceSplitter
+from app.services.domain import (
+    HANGUP_CANCEL_MSG,
+    CallContext,
+    PromptSpec,
+    SentenceReady,
+    TextDelta,
+    TurnEvent,
+    TurnFinished,
+    TurnOutcome,
+    TurnRequest,
+    TurnStatus,
+)
 from app.services.providers.llm import ModelSpec, ProviderNotConfigured, UnknownProvider
 
 logger = logging.getLogger(__name__)
+
+#: Receives a streamed turn's events (`TextDelta`, `SentenceReady`); None when nobody listens.
+Emit = Callable[[TurnEvent], None]
 
 #: A turn that gets a concurrency slot with less time than this (s) left answers BUSY.
 MIN_TURN_SECONDS = 0.5
@@ -73,7 +98,42 @@ class TurnService:
         self._saving: set[asyncio.Task[None]] = set()
 
     async def run_turn(self, request: TurnRequest) -> TurnOutcome:
-        """Run one turn and log it. Never raises (except on task cancellation)."""
+        """Run one turn and log it. Never raises (except on task cancellation).
+
+        The same turn as `stream_turn`, consumed in the caller's task (no extra task,
+        no events), which is what text mode and the admin chat need.
+        """
+        return await self._turn(request, None)
+
+    async def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        """Run one turn in its own task, yielding its events as they happen.
+
+        Yields:
+            `TextDelta` and `SentenceReady` events in order, then one `TurnFinished`.
+            Cancelling the consumer cancels the turn (with the consumer's cancel
+            message, so a hang-up is filed as `HANGUP`).
+        """
+        queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
+
+        async def produce() -> None:
+            queue.put_nowait(TurnFinished(await self._turn(request, queue.put_nowait)))
+
+        task = asyncio.create_task(produce(), name=f"turn-{request.context.uniqueid}")
+        try:
+            while True:
+                event = await queue.get()
+                yield event
+                if isinstance(event, TurnFinished):
+                    return
+        except asyncio.CancelledError as exc:
+            task.cancel(*exc.args)
+            raise
+        finally:
+            if not task.done():
+                task.cancel()
+            await asyncio.wait({task})
+
+    async def _turn(self, request: TurnRequest, emit: Emit | None) -> TurnOutcome:
         started_at = datetime.now(UTC)
         start = time.perf_counter()
         budget = request.deadline_seconds or self._settings.ai_turn_timeout_seconds
@@ -97,7 +157,16 @@ class TurnService:
         if outcome is None:
             self._metrics.active_calls.inc()
             try:
-                outcome = await self._run(request, user_input, deadline)
+                outcome = await self._run(request, user_input, deadline, emit)
+            except asyncio.CancelledError as exc:
+                if exc.args == (HANGUP_CANCEL_MSG,):
+                    logger.info(
+                        "uniqueid=%s channel=%s caller hung up: turn cancelled", ctx.uniqueid, ctx.channel_id
+                    )
+                    hung_up = TurnOutcome("", TurnStatus.HANGUP, "caller_hung_up", model=request.model)
+                    hung_up.latency_ms = round((time.perf_counter() - start) * 1000.0, 1)
+                    self.log_turn(request.source, ctx, user_input, hung_up, started_at)
+                raise
             except Exception:
                 logger.exception("uniqueid=%s turn failed unexpectedly", ctx.uniqueid)
                 outcome = TurnOutcome(
@@ -157,7 +226,9 @@ class TurnService:
             return prompt.fallback_text
         return self._settings.default_fallback_text
 
-    async def _run(self, request: TurnRequest, user_input: str, deadline: float) -> TurnOutcome:
+    async def _run(
+        self, request: TurnRequest, user_input: str, deadline: float, emit: Emit | None
+    ) -> TurnOutcome:
         settings = self._settings
         try:
             prompt = await self._catalog.get_prompt(request.prompt_name)
@@ -201,7 +272,7 @@ class TurnService:
                 history, outcome.degraded = [], True
             async with asyncio.timeout(_left(deadline)):
                 result = await self._run_models(
-                    models, prompt, history, user_input, request, deadline, outcome
+                    models, prompt, history, user_input, request, deadline, outcome, emit
                 )
         except TimeoutError:
             outcome.status, outcome.error, outcome.response = TurnStatus.TIMEOUT, "turn_timeout", fallback
@@ -238,19 +309,18 @@ class TurnService:
         request: TurnRequest,
         deadline: float,
         outcome: TurnOutcome,
+        emit: Emit | None,
     ) -> AgentResult | None:
         """Try the primary model, then `FALLBACK_AI_MODEL`; fill `outcome`. None on failure."""
         for spec in models:
             outcome.model = str(spec)
             try:
-                result = await self._ai.run(
-                    prompt, spec, history, user_input, request.context, deadline=deadline
-                )
+                result = await self._stream_model(prompt, spec, history, user_input, request, deadline, emit)
             except ProviderNotConfigured as exc:
                 logger.warning("model %s not configured: %s", spec, exc)
                 outcome.error = "llm_not_configured"
                 continue
-            except (TimeoutError, asyncio.CancelledError):
+            except TimeoutError:
                 raise
             except Exception as exc:
                 outcome.error = describe_llm_error(exc)
@@ -270,6 +340,43 @@ class TurnService:
             outcome.llm_latency_ms = result.llm_latency_ms
             return result
         return None
+
+    async def _stream_model(
+        self,
+        prompt: PromptSpec,
+        spec: ModelSpec,
+        history: list[BaseMessage],
+        user_input: str,
+        request: TurnRequest,
+        deadline: float,
+        emit: Emit | None,
+    ) -> AgentResult:
+        """One model's run; text deltas and leak-checked sentences go to `emit`."""
+        splitter = SentenceSplitter()
+        leaked = False
+        async for item in self._ai.stream(
+            prompt,
+            spec,
+            history,
+            user_input,
+            request.context,
+            deadline=deadline,
+            extra_tools=request.extra_tools,
+            token_stream=emit is not None,
+        ):
+            if isinstance(item, AgentResult):
+                if emit is not None and not leaked and not item.withheld:
+                    for sentence in splitter.flush():
+                        emit(SentenceReady(sentence))
+                return item
+            if emit is None:
+                continue
+            emit(TextDelta(item))
+            for sentence in splitter.feed(item):
+                leaked = leaked or find_leak(sentence, prompt) is not None
+                if not leaked:
+                    emit(SentenceReady(sentence))
+        raise RuntimeError("agent stream ended without a result")  # pragma: no cover
 
     async def _default_fallback(self) -> str:
         try:

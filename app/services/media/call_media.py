@@ -16,6 +16,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from app.services.media.config import MediaConfig
 from app.services.media.connection import MediaConnection
 from app.services.media.listener import MediaListener, MediaUnavailable, close_quietly, connect_to_asterisk
 from app.services.telephony.ari_client import AriError
@@ -23,29 +24,6 @@ from app.services.telephony.events import StasisStart
 from app.services.telephony.session import CallSession
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class MediaConfig:
-    """How the gateway reaches Asterisk's media WebSocket (settings ``VOICE_*``).
-
-    Attributes:
-        app: our Stasis application (externalMedia ``app``).
-        connection_type: ``client`` (Asterisk connects to our listener, via the
-            ``websocket_client.conf`` entry `external_host`) or ``server`` (we connect to
-            `server_url` ``/media/<connection id>``).
-        external_host: the ``websocket_client.conf`` id (client mode).
-        server_url: Asterisk's HTTP server as ``ws://host:8088`` (server mode).
-        codec: ``ulaw`` or ``slin16``.
-        timeout_s: longest wait for the media connection and the external `StasisStart`, in s.
-    """
-
-    app: str
-    connection_type: str = "client"
-    external_host: str = "media_connection1"
-    server_url: str = "ws://127.0.0.1:8088"
-    codec: str = "ulaw"
-    timeout_s: float = 5.0
 
 
 @dataclass(slots=True)
@@ -98,7 +76,9 @@ async def connect_media(
             else:
                 conn_id = channel.get("channelvars", {}).get("MEDIA_WEBSOCKET_CONNECTION_ID", "")
                 media.conn = await connect_to_asterisk(
-                    f"{config.server_url.rstrip('/')}/media/{conn_id}", timeout_s=config.timeout_s
+                    f"{config.server_url.rstrip('/')}/media/{conn_id}",
+                    timeout_s=config.timeout_s,
+                    max_lead_ms=config.max_lead_ms,
                 )
             await _wait_stasis_start(session, media.external_id)
     except TimeoutError as exc:

@@ -22,30 +22,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from pipecat.frames.frames import ErrorFrame
 from pipecat.utils.asyncio.task_manager import TaskManager
 from pipecat.workers.base_worker import WorkerParams
 
+from app.services.agent.catalog import CatalogUnavailable, PromptNotFound
 from app.services.domain import PromptSpec, TurnRequest, TurnStatus, VoiceSettings
 from app.services.media.agent_stage import AgentStage, AgentTurn
-from app.services.media.call_media import CallMedia, MediaConfig, connect_media, teardown
+from app.services.media.call_media import CallMedia, connect_media, teardown
 from app.services.media.call_tools import CallControlRequest, build_call_tools
+from app.services.media.config import VoiceDeps
 from app.services.media.controller import CallController, EndRequest
-from app.services.media.listener import MediaListener, MediaUnavailable
-from app.services.media.pipeline import (
-    GreetingAudio,
-    GreetingCache,
-    GreetingRecorder,
-    build_worker,
-)
+from app.services.media.greetings import GreetingAudio
+from app.services.media.listener import MediaUnavailable
+from app.services.media.pipeline import GreetingRecorder, build_worker
 from app.services.media.playout import PlayoutTracker, SentenceMarker
 from app.services.media.transport import AsteriskMediaTransport
 from app.services.media.voice_log import VoiceTimeline
 from app.services.providers.base import Capability
-from app.services.providers.registry import ProviderRegistry
 from app.services.telephony.ari_client import AriError
 from app.services.telephony.delivery import ConversationResult, DialplanTarget
 from app.services.telephony.events import PlaybackFinished
@@ -54,48 +51,19 @@ from app.services.telephony.session import CallSession
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class VoiceConfig:
-    """Gateway-wide voice settings (``VOICE_*``).
-
-    Attributes:
-        media: how to reach Asterisk's media WebSocket.
-        stt_provider: default STT provider name. tts_provider: default TTS provider name.
-        max_duration_s: default maximum call length, in s.
-        fallback_sound: ARI media played when the gateway cannot speak (``sound:…``).
-        smart_turn: use pipecat's smart-turn model for end of turn.
-    """
-
-    media: MediaConfig
-    stt_provider: str = "pocketsphinx"
-    tts_provider: str = "espeak"
-    max_duration_s: float = 600.0
-    fallback_sound: str = "sound:an-error-has-occured"
-    smart_turn: bool = False
-
-
-@dataclass(slots=True)
-class VoiceDeps:
-    """What every voice conversation shares (built once by the lifespan)."""
-
-    config: VoiceConfig
-    prompts: Any  # `Catalog`: `async get_prompt(name) -> PromptSpec`
-    providers: ProviderRegistry
-    listener: MediaListener | None
-    greetings: GreetingCache = field(default_factory=GreetingCache)
-
-
 class VoiceConversation:
     """One voice call from `StasisStart` to the dialplan (see the module docstring).
 
     Args:
         session: the call session (request built, events routed here).
         deps: shared voice collaborators.
+        unsupported: the connected Asterisk is too old for the media protocol.
     """
 
-    def __init__(self, session: CallSession, deps: VoiceDeps) -> None:
+    def __init__(self, session: CallSession, deps: VoiceDeps, *, unsupported: bool = False) -> None:
         self._s = session
         self._deps = deps
+        self._unsupported = unsupported
         self._media = CallMedia()
         self._control = CallControlRequest()
         self._tracker = PlayoutTracker()
@@ -113,7 +81,18 @@ class VoiceConversation:
         request = self._s.request
         assert request is not None
         self._timeline.stasis_start = time.monotonic()
-        prompt = await self._deps.prompts.get_prompt(request.prompt_name)
+        try:
+            prompt = await self._deps.prompts.get_prompt(request.prompt_name)
+        except (PromptNotFound, CatalogUnavailable) as exc:
+            error = (
+                f"unknown_prompt: {request.prompt_name}"
+                if isinstance(exc, PromptNotFound)
+                else "catalog_unavailable"
+            )
+            self._last_answer = self._s.settings.default_fallback_text
+            return self._result(EndRequest("error", "ERROR", error[:120]))
+        if self._unsupported:
+            return await self._recorded_fallback(prompt, "voice_unsupported: Asterisk too old for voice mode")
         try:
             conn = await connect_media(self._s, self._deps.config.media, self._deps.listener, self._media)
         except (MediaUnavailable, AriError) as exc:
@@ -284,7 +263,7 @@ class VoiceConversation:
             async with asyncio.timeout(15):
                 while True:
                     event = await self._s.next_event()
-                    if isinstance(event, PlaybackFinished) and event.playback.get("id") == playback_id:
+                    if isinstance(event, PlaybackFinished) and event.playback.id == playback_id:
                         break
         except (AriError, TimeoutError) as exc:
             logger.warning("channel=%s fallback playback failed: %s", cid, exc)

@@ -1,4 +1,6 @@
-"""Async Asterisk REST Interface (ARI) client: REST over httpx, events over websockets.
+"""Async Asterisk REST Interface (ARI) client: REST over httpx.
+
+Events arrive through an event source (`app.services.telephony.event_source`).
 
 Every request here is one operation of Asterisk's ARI Swagger specs
 (`channels.json`, `applications.json`, `asterisk.json`, `events.json`); the test
@@ -16,12 +18,8 @@ Errors (one tree, translated once from httpx):
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import random
-from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from tenacity import (
@@ -29,12 +27,8 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
 )
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import InvalidStatus, WebSocketException
 
 from app.core.http import create_http_client
-from app.core.metrics import Metrics
-from app.services.telephony.events import AriEvent, EventParseError, parse_event
 
 logger = logging.getLogger(__name__)
 
@@ -234,16 +228,31 @@ class AriClient:
             logger.info("ARI has no setChannelVars; setting variables one by one")
         await asyncio.gather(*(self.set_channel_var(channel_id, k, v) for k, v in variables.items()))
 
-    async def continue_in_dialplan(self, channel_id: str) -> None:
+    async def continue_in_dialplan(
+        self,
+        channel_id: str,
+        *,
+        context: str | None = None,
+        extension: str | None = None,
+        priority: int | None = None,
+    ) -> None:
         """`POST /channels/{channelId}/continue` (`continueInDialplan`): leave Stasis.
 
-        The channel goes on at the next priority after `Stasis()`.
+        With no target the channel goes on at the next priority after `Stasis()`;
+        with `context`/`extension`/`priority` it goes there (a blind transfer).
 
         Raises:
             AriNotFound: the channel is gone. AriConflict: already out of Stasis.
             AriUnavailable: ARI did not answer.
         """
-        await self._request("POST", f"/channels/{channel_id}/continue")
+        params: dict[str, Any] = {}
+        if context:
+            params["context"] = context
+        if extension:
+            params["extension"] = extension
+        if priority is not None:
+            params["priority"] = priority
+        await self._request("POST", f"/channels/{channel_id}/continue", params=params or None)
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         """`DELETE /channels/{channelId}` (`hangup`) with a `reason`.
@@ -252,6 +261,101 @@ class AriClient:
             AriNotFound: the channel is gone. AriUnavailable: ARI did not answer.
         """
         await self._request("DELETE", f"/channels/{channel_id}", params={"reason": reason})
+
+    # --- voice calls: answer, bridges, externalMedia, playback --------------------------------
+    async def answer(self, channel_id: str) -> None:
+        """`POST /channels/{channelId}/answer` (`answer`).
+
+        Raises:
+            AriNotFound: the channel is gone. AriConflict: not in Stasis.
+        """
+        await self._request("POST", f"/channels/{channel_id}/answer")
+
+    async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> str:
+        """`POST /bridges?type=mixing&bridgeId=…` (`create`, bridges.json); returns the bridge id.
+
+        Raises:
+            AriUnavailable: ARI did not answer.
+        """
+        params = {"type": bridge_type, "bridgeId": bridge_id, "name": bridge_id}
+        body: dict[str, Any] = (await self._request("POST", "/bridges", params=params)).json()
+        return str(body.get("id", bridge_id))
+
+    async def add_channels_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        """`POST /bridges/{bridgeId}/addChannel?channel=a,b` (`addChannel`).
+
+        Raises:
+            AriNotFound: the bridge or a channel is gone. AriError: 422 when a channel is not
+                in Stasis yet (add it only after its own `StasisStart`).
+        """
+        await self._request(
+            "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": ",".join(channel_ids)}
+        )
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        """`DELETE /bridges/{bridgeId}` (`destroy`).
+
+        Raises:
+            AriNotFound: already gone.
+        """
+        await self._request("DELETE", f"/bridges/{bridge_id}")
+
+    async def external_media(
+        self,
+        app: str,
+        channel_id: str,
+        *,
+        codec: str,
+        connection_type: str,
+        external_host: str | None = None,
+        transport_data: str | None = None,
+    ) -> dict[str, Any]:
+        """`POST /channels/externalMedia` with ``transport=websocket`` (chan_websocket).
+
+        Args:
+            app: our Stasis application (the external channel enters it).
+            channel_id: the id the external channel gets (``channelId``), chosen by us so its
+                media connection and events can be matched before the response arrives.
+            codec: ``ulaw`` or ``slin16`` (``format``).
+            connection_type: ``client`` (Asterisk connects out, via the
+                ``websocket_client.conf`` entry `external_host`) or ``server``.
+            external_host: the ``websocket_client.conf`` id (client mode only).
+            transport_data: e.g. ``v(call_id=…)`` for URI parameters.
+
+        Returns:
+            The external Channel (``channelvars`` carry ``MEDIA_WEBSOCKET_CONNECTION_ID``).
+
+        Raises:
+            AriError: 400 for a bad combination; AriUnavailable: ARI did not answer.
+        """
+        params: dict[str, Any] = {
+            "app": app,
+            "channelId": channel_id,
+            "format": codec,
+            "transport": "websocket",
+            "encapsulation": "none",
+            "connection_type": connection_type,
+        }
+        if external_host:
+            params["external_host"] = external_host
+        if transport_data:
+            params["transport_data"] = transport_data
+        body: dict[str, Any] = (await self._request("POST", "/channels/externalMedia", params=params)).json()
+        return body
+
+    async def play(self, channel_id: str, media: str, playback_id: str | None = None) -> str:
+        """`POST /channels/{channelId}/play?media=sound:…` (`play`); returns the playback id.
+
+        Raises:
+            AriNotFound: the channel is gone.
+        """
+        params = {"media": media}
+        if playback_id:
+            params["playbackId"] = playback_id
+        body: dict[str, Any] = (
+            await self._request("POST", f"/channels/{channel_id}/play", params=params)
+        ).json()
+        return str(body.get("id", playback_id or ""))
 
     async def get_application(self, name: str) -> dict[str, Any]:
         """`GET /applications/{applicationName}` (`get`): includes `channel_ids`.
@@ -281,153 +385,3 @@ class AriClient:
         """
         result: dict[str, Any] = (await self._request("GET", "/asterisk/info")).json()
         return result
-
-
-ConnectionState = Literal["disabled", "connecting", "connected", "reconnecting", "stopped"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class AriEventStream:
-    """Reads `GET /ari/events?app=…&subscribeAll=false` over WebSocket, reconnecting forever.
-
-    Backoff between attempts is exponential from `min_backoff_s` to `max_backoff_s`,
-    with full jitter. After each (re)connect `on_connected` runs in its own task
-    (it finds channels parked in the application). Each frame is parsed and handed
-    to `on_event`, which must not block: Asterisk drops a reader slower than its
-    `websocket_write_timeout` (100 ms by default, ari.conf).
-    """
-
-    def __init__(
-        self,
-        url: str,
-        username: str,
-        password: str,
-        *,
-        on_event: Callable[[AriEvent], None],
-        on_connected: Callable[[], Coroutine[Any, Any, Any]] | None = None,
-        metrics: Metrics | None = None,
-        min_backoff_s: float = 0.5,
-        max_backoff_s: float = 30.0,
-        open_timeout_s: float = 10.0,
-        connected: asyncio.Event | None = None,
-    ) -> None:
-        """Configure the stream; nothing connects until `run()`."""
-        self._url = url
-        token = base64.b64encode(f"{username}:{password}".encode()).decode()
-        self._headers = {"Authorization": f"Basic {token}"}
-        self._on_event = on_event
-        self._on_connected = on_connected
-        self._metrics = metrics
-        self._min_backoff = min_backoff_s
-        self._max_backoff = max_backoff_s
-        self._open_timeout = open_timeout_s
-        self._stopping = False
-        self._ws: Any = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.state: ConnectionState = "connecting"
-        self.since = _now()
-        self.last_event_at: datetime | None = None
-        self.reconnects = 0
-        self.connected = connected if connected is not None else asyncio.Event()
-
-    def _set_state(self, state: ConnectionState, detail: str = "") -> None:
-        if state != self.state:
-            logger.info("ARI event stream %s -> %s %s", self.state, state, detail)
-            self.state = state
-            self.since = _now()
-        if self._metrics is not None:
-            self._metrics.ari_connected.set(1 if state == "connected" else 0)
-        if state == "connected":
-            self.connected.set()
-        else:
-            self.connected.clear()
-
-    def status(self) -> dict[str, Any]:
-        """Connection state for the status page: state, since, last_event_at, reconnects."""
-        return {
-            "state": self.state,
-            "since": self.since.isoformat(),
-            "last_event_at": self.last_event_at.isoformat() if self.last_event_at else None,
-            "reconnects": self.reconnects,
-        }
-
-    def _backoff(self, attempt: int) -> float:
-        cap = min(self._max_backoff, self._min_backoff * (2 ** min(attempt, 16)))
-        return random.uniform(self._min_backoff / 2, cap)
-
-    async def run(self) -> None:
-        """Connect, read events, and reconnect on any failure until `stop()` is called."""
-        attempt = 0
-        while not self._stopping:
-            try:
-                async with ws_connect(
-                    self._url,
-                    additional_headers=self._headers,
-                    open_timeout=self._open_timeout,
-                    ping_interval=20,
-                    ping_timeout=20,
-                    close_timeout=2,
-                    max_size=2**22,
-                ) as ws:
-                    self._ws = ws
-                    attempt = 0
-                    self._set_state("connected")
-                    if self._on_connected is not None:
-                        task: asyncio.Task[Any] = asyncio.create_task(self._on_connected())
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
-                    async for frame in ws:
-                        self.last_event_at = _now()
-                        try:
-                            event = parse_event(frame)
-                        except EventParseError as exc:
-                            logger.warning("ignoring ARI frame: %s", exc)
-                            continue
-                        try:
-                            self._on_event(event)
-                        except Exception:
-                            logger.exception("ARI event handler failed on %s", event.type)
-                    detail = "closed by Asterisk"
-            except asyncio.CancelledError:
-                raise
-            except InvalidStatus as exc:
-                code = exc.response.status_code
-                detail = f"refused with HTTP {code}"
-                if code in (401, 403):
-                    logger.error("ARI rejected our credentials (HTTP %s); check ASTERISK_ARI_*", code)
-            except (OSError, TimeoutError, WebSocketException) as exc:
-                detail = f"{type(exc).__name__}: {exc}"
-            finally:
-                self._ws = None
-            if self._stopping:
-                break
-            attempt += 1
-            self.reconnects += 1
-            if self._metrics is not None:
-                self._metrics.ari_reconnects.inc()
-            delay = self._backoff(attempt)
-            self._set_state("reconnecting", f"({detail}; retry in {delay:.2f}s)")
-            await asyncio.sleep(delay)
-        self._set_state("stopped")
-
-    def reader_crashed(self, exc: BaseException, delay_s: float) -> None:
-        """Record that `run()` ended on an unexpected exception and will restart in `delay_s` s.
-
-        Called by the supervisor (`app.services.telephony.supervisor.supervise`): the stream
-        counts as down (state ``reconnecting``, `/readyz` not ready) until the restart connects.
-        """
-        self.reconnects += 1
-        if self._metrics is not None:
-            self._metrics.ari_reader_restarts.inc()
-        self._set_state("reconnecting", f"(reader crashed: {type(exc).__name__}; restart in {delay_s:.2f}s)")
-
-    async def stop(self) -> None:
-        """Stop reconnecting and close the WebSocket (bounded by its close timeout)."""
-        self._stopping = True
-        if self._ws is not None:
-            await self._ws.close()
-        for task in list(self._tasks):
-            task.cancel()

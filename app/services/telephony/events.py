@@ -1,9 +1,11 @@
 """Typed ARI events, parsed from the `/ari/events` WebSocket.
 
 Shapes follow Asterisk's `events.json` (models `Event`, `StasisStart`, `StasisEnd`,
-`ChannelHangupRequest`, `ChannelVarset`, `ChannelDestroyed`) and `channels.json`
-(model `Channel`). Unknown event types parse into `GenericEvent` and are ignored by
-the handler, never fatal.
+`ChannelHangupRequest`, `ChannelVarset`, `ChannelDestroyed`, `ChannelDtmfReceived`,
+`PlaybackStarted`, `PlaybackFinished`), `channels.json` (model `Channel`) and
+`playbacks.json` (model `Playback`); samples in `ari-samples/PlaybackFinished.json`.
+Unknown event types parse into `GenericEvent` and are ignored by the sessions, never
+fatal.
 """
 
 from __future__ import annotations
@@ -97,6 +99,54 @@ class ChannelVarset(_Event):
     channel: Channel | None = None
 
 
+class ChannelDtmfReceived(_Event):
+    """A DTMF digit was received on a channel (events.json `ChannelDtmfReceived`).
+
+    Attributes:
+        digit: ``0``-``9``, ``A``-``E``, ``#`` or ``*``.
+        duration_ms: how long the digit was held, in ms.
+    """
+
+    type: Literal["ChannelDtmfReceived"]
+    channel: Channel
+    digit: str
+    duration_ms: int = 0
+
+
+class Playback(_Model):
+    """ARI `Playback` (playbacks.json).
+
+    Attributes:
+        target_uri: ``channel:<id>`` or ``bridge:<id>``.
+        state: ``queued``, ``playing``, ``continuing``, ``done`` or ``failed``.
+    """
+
+    id: str
+    media_uri: str = ""
+    target_uri: str = ""
+    state: str = ""
+    language: str | None = None
+
+    @property
+    def target_id(self) -> str:
+        """The channel or bridge id from `target_uri` (``channel:1795437523.24`` -> id)."""
+        return self.target_uri.partition(":")[2]
+
+
+class PlaybackStarted(_Event):
+    """A playback started on a channel or bridge."""
+
+    type: Literal["PlaybackStarted"]
+    playback: Playback
+
+
+class PlaybackFinished(_Event):
+    """A playback ended (``state`` ``done`` or ``failed``)."""
+
+    type: Literal["PlaybackFinished"]
+    playback: Playback
+
+
 class GenericEvent(_Event):
     """Any other event type; kept for logging only."""
 
@@ -104,16 +154,40 @@ class GenericEvent(_Event):
     raw: dict[str, Any] = Field(default_factory=dict)
 
 
-KnownEvent = Annotated[
-    StasisStart | StasisEnd | ChannelHangupRequest | ChannelDestroyed | ChannelVarset,
-    Field(discriminator="type"),
-]
-AriEvent = StasisStart | StasisEnd | ChannelHangupRequest | ChannelDestroyed | ChannelVarset | GenericEvent
+_Known = (
+    StasisStart
+    | StasisEnd
+    | ChannelHangupRequest
+    | ChannelDestroyed
+    | ChannelVarset
+    | ChannelDtmfReceived
+    | PlaybackStarted
+    | PlaybackFinished
+)
+KnownEvent = Annotated[_Known, Field(discriminator="type")]
+AriEvent = _Known | GenericEvent
 
 _KNOWN = TypeAdapter(KnownEvent)
 _KNOWN_TYPES = frozenset(
-    {"StasisStart", "StasisEnd", "ChannelHangupRequest", "ChannelDestroyed", "ChannelVarset"}
+    {
+        "StasisStart",
+        "StasisEnd",
+        "ChannelHangupRequest",
+        "ChannelDestroyed",
+        "ChannelVarset",
+        "ChannelDtmfReceived",
+        "PlaybackStarted",
+        "PlaybackFinished",
+    }
 )
+
+
+def event_target(event: AriEvent) -> str | None:
+    """The channel (or bridge) id an event is about, for routing to its session; None if none."""
+    if isinstance(event, PlaybackStarted | PlaybackFinished):
+        return event.playback.target_id
+    channel = getattr(event, "channel", None)
+    return channel.id if isinstance(channel, Channel) else None
 
 
 class EventParseError(ValueError):
