@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 import httpx
@@ -13,10 +13,12 @@ import pytest
 from fastapi import FastAPI
 
 from app.api.deps import get_providers
+from app.core.config import Settings
 from app.services.domain import CallContext, TurnOutcome, TurnStatus
 from app.services.providers.base import Capability, Provider, ProviderSettings
 from app.services.providers.registry import ProviderRegistry
-from tests.conftest import state_of
+from tests.api.conftest import make_client
+from tests.conftest import run_gateway, state_of
 
 VOICE = {
     "default_mode": "voice",
@@ -301,3 +303,23 @@ async def test_call_detail_returns_each_turns_voice_timeline(app: FastAPI, clien
     call_id = (await client.get("/api/v1/calls")).json()["items"][0]["id"]
     turns = (await client.get(f"/api/v1/calls/{call_id}")).json()["turns"]
     assert [t["details"] for t in turns] == [heard, last]
+
+
+async def test_voice_sample_without_a_tts_provider_uses_the_gateways(
+    api_settings: Callable[..., Settings],
+) -> None:
+    StandinTTS.asked.clear()
+    registry = ProviderRegistry([StandinTTS(ProviderSettings())])
+    async with run_gateway(api_settings(voice_tts_provider="standin_tts")) as application:
+        application.dependency_overrides[get_providers] = lambda: registry
+        async with make_client(application) as http:
+            prompt = (await http.post("/api/v1/prompts", json={"name": "plain", "content": "Hi."})).json()
+            response = await http.post(f"/api/v1/prompts/{prompt['id']}/voice-sample")
+    assert response.status_code == 200, response.text
+    assert StandinTTS.asked == [
+        {
+            "text": "Hello, thanks for calling. This is how I sound on the phone.",
+            "voice": None,
+            "sample_rate_hz": 8000,
+        }
+    ]

@@ -19,7 +19,13 @@ def get_prompt_service(
     gateway: GatewayDep, session: SessionDep, user: AdminUser, providers: ProvidersDep
 ) -> PromptService:
     """The prompt service for this request, acting as the authenticated admin."""
-    return PromptService(session, actor=user, on_change=gateway.catalog.invalidate, providers=providers)
+    return PromptService(
+        session,
+        actor=user,
+        on_change=gateway.catalog.invalidate,
+        providers=providers,
+        default_tts_provider=gateway.settings.voice_tts_provider,
+    )
 
 
 def get_tool_service(gateway: GatewayDep, session: SessionDep, user: AdminUser) -> ToolService:

@@ -14,6 +14,7 @@ from app.services.admin.base import AdminWriter, diff, escape_like, page
 from app.services.admin.errors import DefaultPromptRequired, NameConflict, NotFound, ValidationFailed
 from app.services.admin.serializers import prompt_read
 from app.services.admin.voice import (
+    DEFAULT_TTS_PROVIDER,
     check_voice_providers,
     patched_voice,
     read_voice,
@@ -32,6 +33,8 @@ class PromptService(AdminWriter):
         actor: who is acting (the admin user name), written to the audit log.
         on_change: called after every committed write (`Catalog.invalidate`).
         providers: the provider registry STT/TTS names are checked against (voice settings).
+        default_tts_provider: the TTS provider of prompts that name none (`VOICE_TTS_PROVIDER`),
+            for the voice sample.
     """
 
     def __init__(
@@ -41,10 +44,12 @@ class PromptService(AdminWriter):
         actor: str = "system",
         on_change: Callable[[], object] | None = None,
         providers: ProviderRegistry | None = None,
+        default_tts_provider: str = DEFAULT_TTS_PROVIDER,
     ) -> None:
         """Keep the collaborators."""
         super().__init__(session, actor=actor, on_change=on_change)
         self.providers = providers
+        self.default_tts_provider = default_tts_provider
 
     async def list_prompts(
         self, *, name: str | None = None, limit: int = 50, offset: int = 0
@@ -242,4 +247,5 @@ class PromptService(AdminWriter):
             VoiceSampleUnavailable: no TTS provider can make one now (the reason says why).
         """
         prompt = await self._prompt(prompt_id)
-        return await voice_sample(self.providers, read_voice(prompt.voice, prompt.name))
+        voice = read_voice(prompt.voice, prompt.name)
+        return await voice_sample(self.providers, voice, default_tts_provider=self.default_tts_provider)

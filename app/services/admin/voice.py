@@ -28,7 +28,7 @@ from app.services.providers.registry import ProviderRegistry
 
 logger = logging.getLogger(__name__)
 
-#: The TTS provider used when neither the prompt nor the gateway names one (the offline engine).
+#: The TTS provider used when neither the prompt nor the gateway names one (`VOICE_TTS_PROVIDER`'s default).
 DEFAULT_TTS_PROVIDER = "espeak"
 #: Said in a voice sample when the prompt has no greeting.
 SAMPLE_TEXT = "Hello, thanks for calling. This is how I sound on the phone."
