@@ -7,10 +7,20 @@ body of a create (and of a full update, `PUT`), `XUpdate` is a partial update
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
@@ -52,6 +62,17 @@ if TYPE_CHECKING:
 else:
     Patch = Annotated[T, BeforeValidator(_refuse_null)]
 
+#: Transfer target names are what the model passes to ``transfer_call``.
+TRANSFER_NAME_PATTERN = r"^[a-z0-9_]{1,40}$"
+#: A channel technology and resource, as ``Dial()`` takes it: ``PJSIP/200``, ``SIP/trunk/0123``.
+ENDPOINT_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,19}/[^\s,&|]{1,200}$"
+#: Dialplan context or extension: no spaces, commas or separators the dialplan would split on.
+DIALPLAN_NAME_PATTERN = r"^[^\s,;|&()\[\]]{0,80}$"
+#: A BCP-47 language tag (``en``, ``en-US``, ``pt-BR``), or empty for the provider's default.
+LANGUAGE_PATTERN = r"^([A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*)?$"
+#: A provider registry name, or empty for the gateway's default (``VOICE_STT_PROVIDER``...).
+PROVIDER_NAME_PATTERN = r"^[a-z0-9_-]{0,40}$"
+
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ArgsLocation = Literal["auto", "query", "json"]
 
@@ -87,6 +108,123 @@ class Page(BaseModel, Generic[T]):
 # --- Prompts ----------------------------------------------------------------------------
 
 
+def _invalid(message: str) -> PydanticCustomError:
+    """A validation error whose message is shown as is (no "Value error," prefix)."""
+    return PydanticCustomError("value_error", message)
+
+
+class PromptTransferTarget(BaseModel):
+    """A place `transfer_call` may send the caller: a dialplan location or an endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=TRANSFER_NAME_PATTERN, description="What the model names, e.g. `sales`.")
+    description: Text = Field(
+        default="", max_length=500, description="What the model reads to choose this target."
+    )
+    context: str = Field(default="", pattern=DIALPLAN_NAME_PATTERN, description="Dialplan context.")
+    extension: str = Field(default="", pattern=DIALPLAN_NAME_PATTERN, description="Dialplan extension.")
+    priority: int = Field(default=1, ge=1, le=100_000, description="Dialplan priority (>= 1).")
+    endpoint: str = Field(
+        default="",
+        description="Instead of a dialplan location: an endpoint such as `PJSIP/200`.",
+        validate_default=True,
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _one_destination(cls, endpoint: str, info: ValidationInfo) -> str:
+        """Exactly one of (context and extension) or endpoint."""
+        context, extension = info.data.get("context", ""), info.data.get("extension", "")
+        if endpoint:
+            if re.fullmatch(ENDPOINT_PATTERN, endpoint) is None:
+                raise _invalid("endpoint must look like TECHNOLOGY/resource, e.g. PJSIP/200")
+            if context or extension:
+                raise _invalid("give either a dialplan context and extension or an endpoint, not both")
+        elif not (context and extension):
+            raise _invalid("give a dialplan context and extension, or an endpoint such as PJSIP/200")
+        return endpoint
+
+
+class PromptVoice(BaseModel):
+    """A prompt's voice-conversation settings (``AI_MODE=voice``); every field has a default.
+
+    Times carry their unit in the name (`_ms`, `_s`). Provider names are checked against
+    the provider registry when the prompt is saved.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_mode: Literal["text", "voice"] = Field(
+        default="text", description="Mode used when the Stasis args name none (`AI_MODE`)."
+    )
+    greeting: Text = Field(default="", max_length=1000, description="Spoken first; empty for none.")
+    stt_provider: str = Field(
+        default="",
+        pattern=PROVIDER_NAME_PATTERN,
+        description="STT provider; empty: the gateway's.",
+    )
+    stt_model: Text = Field(default="", max_length=100, description="STT model; empty: the provider's.")
+    stt_language: str = Field(default="en", pattern=LANGUAGE_PATTERN, description="BCP-47 tag, e.g. `en`.")
+    tts_provider: str = Field(
+        default="",
+        pattern=PROVIDER_NAME_PATTERN,
+        description="TTS provider; empty: the gateway's.",
+    )
+    tts_voice: Text = Field(default="", max_length=100, description="TTS voice; empty: the provider's.")
+    tts_language: str = Field(default="en", pattern=LANGUAGE_PATTERN, description="BCP-47 tag, e.g. `en`.")
+    end_of_turn_ms: int = Field(
+        default=700, ge=100, le=5000, description="Caller silence that ends the caller's turn, in ms."
+    )
+    barge_in: bool = Field(default=True, description="Whether the caller may interrupt the agent.")
+    barge_in_min_speech_ms: int = Field(
+        default=300, ge=50, le=3000, description="Shorter speech (ms) never interrupts (coughs, 'uh-huh')."
+    )
+    reprompt_after_s: float = Field(
+        default=8.0, ge=1, le=120, description="Caller silence before the reprompt, in s."
+    )
+    reprompt_text: Text = Field(default="Are you still there?", max_length=1000)
+    max_reprompts: int = Field(
+        default=2, ge=0, le=10, description="Reprompts before the goodbye and `AI_STATUS=NO_INPUT`."
+    )
+    goodbye_text: Text = Field(default="Goodbye.", max_length=1000)
+    max_duration_s: int = Field(
+        default=0, ge=0, le=14_400, description="Longest call, in s; 0: `VOICE_MAX_DURATION_SECONDS`."
+    )
+    dtmf_pause_ms: int = Field(
+        default=1500, ge=100, le=10_000, description="Digits within this pause (ms) reach the agent together."
+    )
+    offer_end_call: bool = Field(default=True, description="Offer the agent the `end_call` tool.")
+    offer_transfer_call: bool = Field(
+        default=True, description="Offer `transfer_call` (when there are transfer targets)."
+    )
+    transfer_targets: list[PromptTransferTarget] = Field(default_factory=list, max_length=20)
+
+    @field_validator("stt_provider", "tts_provider", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        """Provider names are case-insensitive; stored in lower case."""
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("transfer_targets")
+    @classmethod
+    def _unique_names(cls, targets: list[PromptTransferTarget]) -> list[PromptTransferTarget]:
+        """Two targets may not share a name (the model could not tell them apart)."""
+        seen: set[str] = set()
+        for target in targets:
+            if target.name in seen:
+                raise _invalid(f"transfer target names must be unique: '{target.name}' appears twice")
+            seen.add(target.name)
+        return targets
+
+
+_VOICE_PATCH = (
+    "Voice settings. In a PATCH only the voice fields sent change (the others keep their "
+    "stored values), `transfer_targets` is replaced as a whole, and `null` resets every "
+    "voice setting to its default."
+)
+
+
 class PromptCreate(BaseModel):
     """A new prompt, or the full replacement of one (`PUT`)."""
 
@@ -98,6 +236,7 @@ class PromptCreate(BaseModel):
     is_default: bool = False
     fallback_text: Text | None = Field(default=None, max_length=2000, description="Spoken when a turn fails.")
     tools: list[Text] = Field(default_factory=list, description="Names of the tools it may call.")
+    voice: PromptVoice = Field(default_factory=PromptVoice, description="Voice settings.")
 
 
 class PromptUpdate(BaseModel):
@@ -118,6 +257,7 @@ class PromptUpdate(BaseModel):
     is_default: Patch[bool] = None
     fallback_text: Text | None = Field(default=None, max_length=2000)
     tools: Patch[list[Text]] = None
+    voice: PromptVoice | None = Field(default=None, description=_VOICE_PATCH)
 
 
 class PromptRead(BaseModel):
@@ -130,6 +270,7 @@ class PromptRead(BaseModel):
     is_default: bool
     fallback_text: str | None
     tools: list[str]
+    voice: PromptVoice = Field(default_factory=PromptVoice, description="Voice settings.")
     version: int
     created_at: UtcDateTime
     updated_at: UtcDateTime
@@ -268,6 +409,15 @@ class TurnRead(BaseModel):
     llm_latency_ms: int
     token_usage: dict[str, Any] | None
     degraded: bool
+    details: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "A voice turn's timeline: `mode`, `interrupted`, `heard`, latencies in ms from the "
+            "caller's end of speech (`stt_final_ms`, `llm_first_sentence_ms`, `tts_first_audio_ms`, "
+            "`first_frame_sent_ms`) and, on the last turn, `end_reason`, `end_status`, `dtmf`. "
+            "None for a text turn."
+        ),
+    )
     created_at: UtcDateTime
 
 

@@ -132,9 +132,12 @@ async def create_prompt(
     tools: list[Tool] | None = None,
     fallback_text: str | None = "Sorry, our assistant is unavailable. Transferring you now.",
     is_default: bool = False,
+    voice: dict[str, Any] | None = None,
 ) -> Prompt:
     async with sessions() as session:
-        prompt = Prompt(name=name, content=content, fallback_text=fallback_text, is_default=is_default)
+        prompt = Prompt(
+            name=name, content=content, fallback_text=fallback_text, is_default=is_default, voice=voice
+        )
         if tools:
             merged = [await session.merge(t) for t in tools]
             prompt.tools = merged

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.services.gateway import GatewayState
+from app.services.providers.registry import ProviderRegistry
 
 
 def get_gateway(request: Request) -> GatewayState:
@@ -23,6 +24,11 @@ def get_app_settings(gateway: Annotated[GatewayState, Depends(get_gateway)]) -> 
     return gateway.settings
 
 
+def get_providers(gateway: Annotated[GatewayState, Depends(get_gateway)]) -> ProviderRegistry:
+    """The process's provider registry (LLM, STT, TTS)."""
+    return gateway.providers
+
+
 async def get_session(
     gateway: Annotated[GatewayState, Depends(get_gateway)],
 ) -> AsyncIterator[AsyncSession]:
@@ -34,3 +40,4 @@ async def get_session(
 GatewayDep = Annotated[GatewayState, Depends(get_gateway)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ProvidersDep = Annotated[ProviderRegistry, Depends(get_providers)]

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.schemas import ErrorDetail, ErrorResponse
-from app.services.admin.errors import AdminError, Conflict, NotFound, ValidationFailed
+from app.services.admin.errors import AdminError, Conflict, NotFound, Unavailable, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ async def _admin_error(_request: Request, exc: Exception) -> JSONResponse:
         status = 409
     elif isinstance(exc, NotFound):
         status = 404
+    elif isinstance(exc, Unavailable):
+        status = 503
     return error_response(status, exc.code, exc.message, exc.field)
 
 

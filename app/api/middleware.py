@@ -9,10 +9,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response
 
-#: Scripts, styles and images only from our own origin (`app/static`), no framing.
+#: Scripts, styles and images only from our own origin (`app/static`), no framing; audio also
+#: from ``blob:`` URLs (the prompt page plays a voice sample it fetched).
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "font-src 'self'; connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {

@@ -54,5 +54,8 @@ class Turn(Base):
     llm_latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     token_usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     degraded: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A voice turn's timeline (``mode``, ``interrupted``, ``heard``, latencies in ms, and on
+    #: the last turn ``end_reason``, ``end_status``, ``dtmf``); None for a text turn.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     call: Mapped[Call] = relationship(back_populates="turns")

@@ -35,4 +35,6 @@ class Prompt(TimestampMixin, Base):
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     fallback_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    #: Voice-conversation settings (`app.schemas.PromptVoice` as JSON); None = the defaults.
+    voice: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     tools: Mapped[list[Tool]] = relationship(secondary=prompt_tools, lazy="selectin", order_by="Tool.name")

@@ -254,6 +254,11 @@ class TurnOutcome:
         token_usage: ``{"input_tokens", "output_tokens", "total_tokens"}`` when reported.
         latency_ms: whole turn, in ms. llm_latency_ms: time inside model calls, in ms.
         degraded: True when memory (Redis) or the call log was unavailable.
+        details: a voice turn's timeline for the call log (``turns.details``): ``mode``,
+            ``interrupted``, ``heard``, latencies in ms from the caller's end of speech
+            (``stt_final_ms``, ``llm_first_sentence_ms``, ``tts_first_audio_ms``,
+            ``first_frame_sent_ms``) and, on the call's last turn, ``end_reason``,
+            ``end_status`` and ``dtmf`` (a list of digit strings). None for a text turn.
     """
 
     response: str
@@ -266,6 +271,7 @@ class TurnOutcome:
     latency_ms: float = 0.0
     llm_latency_ms: float = 0.0
     degraded: bool = False
+    details: dict[str, Any] | None = None
 
     def channel_variables(self) -> dict[str, str]:
         """The channel variables the dialplan gets: AI_RESPONSE, AI_STATUS, AI_ERROR."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query
 
 from app.api.auth import AdminUser
-from app.api.deps import GatewayDep, SessionDep
+from app.api.deps import GatewayDep, ProvidersDep, SessionDep
 from app.schemas import ErrorResponse
 from app.services.admin.audit import AuditService
 from app.services.admin.calls import CallService
@@ -15,9 +15,17 @@ from app.services.admin.prompts import PromptService
 from app.services.admin.tools import ToolService
 
 
-def get_prompt_service(gateway: GatewayDep, session: SessionDep, user: AdminUser) -> PromptService:
+def get_prompt_service(
+    gateway: GatewayDep, session: SessionDep, user: AdminUser, providers: ProvidersDep
+) -> PromptService:
     """The prompt service for this request, acting as the authenticated admin."""
-    return PromptService(session, actor=user, on_change=gateway.catalog.invalidate)
+    return PromptService(
+        session,
+        actor=user,
+        on_change=gateway.catalog.invalidate,
+        providers=providers,
+        default_tts_provider=gateway.settings.voice_tts_provider,
+    )
 
 
 def get_tool_service(gateway: GatewayDep, session: SessionDep, user: AdminUser) -> ToolService:

@@ -65,3 +65,18 @@ async def delete_prompt(prompt_id: PromptId, service: PromptServiceDep) -> Respo
 async def set_default_prompt(prompt_id: PromptId, service: PromptServiceDep) -> PromptRead:
     """Make this prompt the default (used when a call names none)."""
     return await service.set_default_prompt(prompt_id)
+
+
+@router.post(
+    "/{prompt_id}/voice-sample",
+    response_class=Response,
+    response_model=None,
+    responses={
+        200: {"content": {"audio/wav": {}}, "description": "A WAV file (16-bit mono, 8 kHz)."},
+        **errors(404, 422, 503),
+    },
+)
+async def voice_sample(prompt_id: PromptId, service: PromptServiceDep) -> Response:
+    """A short sample of the prompt's saved voice saying its greeting, as `audio/wav`."""
+    audio = await service.voice_sample(prompt_id)
+    return Response(audio, media_type="audio/wav", headers={"Cache-Control": "no-store"})

@@ -81,3 +81,9 @@ class DefaultPromptRequired(Conflict):
             f"{name!r} is the default prompt, used by every call that names no prompt; "
             "make another prompt the default first"
         )
+
+
+class Unavailable(AdminError):
+    """What was asked needs a service that cannot serve now, e.g. a TTS provider (HTTP 503)."""
+
+    code = "unavailable"

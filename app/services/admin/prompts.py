@@ -2,26 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Prompt, Tool
-from app.schemas import PromptCreate, PromptRead, PromptUpdate
+from app.schemas import PromptCreate, PromptRead, PromptUpdate, PromptVoice
 from app.services.admin.base import AdminWriter, diff, escape_like, page
 from app.services.admin.errors import DefaultPromptRequired, NameConflict, NotFound, ValidationFailed
 from app.services.admin.serializers import prompt_read
+from app.services.admin.voice import (
+    DEFAULT_TTS_PROVIDER,
+    check_voice_providers,
+    patched_voice,
+    read_voice,
+    stored_voice,
+    voice_audit,
+    voice_sample,
+)
+from app.services.providers.registry import ProviderRegistry
 
 
 class PromptService(AdminWriter):
-    """Prompt CRUD with validation and audit.
+    """Prompt CRUD with validation and audit, and the voice sample of a prompt.
 
     Args:
         session: the request's database session; the service commits it.
         actor: who is acting (the admin user name), written to the audit log.
         on_change: called after every committed write (`Catalog.invalidate`).
+        providers: the provider registry STT/TTS names are checked against (voice settings).
+        default_tts_provider: the TTS provider of prompts that name none (`VOICE_TTS_PROVIDER`),
+            for the voice sample.
     """
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        actor: str = "system",
+        on_change: Callable[[], object] | None = None,
+        providers: ProviderRegistry | None = None,
+        default_tts_provider: str = DEFAULT_TTS_PROVIDER,
+    ) -> None:
+        """Keep the collaborators."""
+        super().__init__(session, actor=actor, on_change=on_change)
+        self.providers = providers
+        self.default_tts_provider = default_tts_provider
 
     async def list_prompts(
         self, *, name: str | None = None, limit: int = 50, offset: int = 0
@@ -76,6 +104,7 @@ class PromptService(AdminWriter):
             "is_default": prompt.is_default,
             "fallback_text": prompt.fallback_text,
             "tools": [t.name for t in prompt.tools],
+            **voice_audit(prompt.voice),
         }
 
     async def _clear_other_defaults(self, keep_id: int | None) -> None:
@@ -89,10 +118,11 @@ class PromptService(AdminWriter):
 
         Raises:
             NameConflict: the name is taken.
-            ValidationFailed: an unknown tool name.
+            ValidationFailed: an unknown tool name or STT/TTS provider.
         """
         await self._check_prompt_name(data.name, None)
         tools = await self._tools_named(data.tools)
+        check_voice_providers(data.voice, self.providers)
         if data.is_default:
             await self._clear_other_defaults(None)
         prompt = Prompt(
@@ -103,6 +133,7 @@ class PromptService(AdminWriter):
             fallback_text=data.fallback_text,
             version=1,
             tools=tools,
+            voice=stored_voice(data.voice),
         )
         self.session.add(prompt)
         await self.session.flush()
@@ -120,15 +151,20 @@ class PromptService(AdminWriter):
         Raises:
             NotFound: no such id.
             NameConflict: the new name is taken.
-            ValidationFailed: an unknown tool name.
+            ValidationFailed: an unknown tool name or STT/TTS provider.
         """
         prompt = await self._prompt(prompt_id)
         before = self._prompt_snapshot(prompt)
         if isinstance(data, PromptCreate):
-            fields: dict[str, Any] = data.model_dump()
+            fields: dict[str, Any] = data.model_dump(exclude={"voice"})
+            voice: PromptVoice | None = data.voice
         else:
-            fields = data.model_dump(exclude_unset=True)
+            fields = data.model_dump(exclude_unset=True, exclude={"voice"})
+            voice = patched_voice(prompt.voice, data.voice) if "voice" in data.model_fields_set else None
         await self._apply(prompt, fields)
+        if voice is not None:
+            check_voice_providers(voice, self.providers, read_voice(prompt.voice, prompt.name))
+            prompt.voice = stored_voice(voice)
         changes = diff(before, self._prompt_snapshot(prompt))
         if not changes:
             await self.session.rollback()
@@ -202,3 +238,14 @@ class PromptService(AdminWriter):
         self._audit("delete", "prompt", prompt.id, prompt.name, {k: [v, None] for k, v in snapshot.items()})
         await self.session.delete(prompt)
         await self._commit("prompt", prompt.name)
+
+    async def voice_sample(self, prompt_id: int) -> bytes:
+        """A short WAV of the prompt's saved TTS provider and voice saying its greeting.
+
+        Raises:
+            NotFound: no such id.
+            VoiceSampleUnavailable: no TTS provider can make one now (the reason says why).
+        """
+        prompt = await self._prompt(prompt_id)
+        voice = read_voice(prompt.voice, prompt.name)
+        return await voice_sample(self.providers, voice, default_tts_provider=self.default_tts_provider)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.models import AuditEntry, Call, Prompt, Tool, Turn
 from app.schemas import AuditRead, CallDetail, CallRead, PromptRead, ToolCallRead, ToolRead, TurnRead
 from app.services.admin.validation import mask_headers, tool_secret_names
+from app.services.admin.voice import read_voice
 
 
 def prompt_read(prompt: Prompt) -> PromptRead:
@@ -17,6 +18,7 @@ def prompt_read(prompt: Prompt) -> PromptRead:
         is_default=prompt.is_default,
         fallback_text=prompt.fallback_text,
         tools=[t.name for t in prompt.tools],
+        voice=read_voice(prompt.voice, prompt.name),
         version=prompt.version,
         created_at=prompt.created_at,
         updated_at=prompt.updated_at,
@@ -63,6 +65,7 @@ def turn_read(turn: Turn) -> TurnRead:
         llm_latency_ms=turn.llm_latency_ms,
         token_usage=turn.token_usage,
         degraded=turn.degraded,
+        details=turn.details,
         created_at=turn.created_at,
     )
 

@@ -282,5 +282,6 @@ def _turn_row(call_id: int, entry: CallLogEntry) -> dict[str, Any]:
         "llm_latency_ms": round(outcome.llm_latency_ms),
         "token_usage": outcome.token_usage,
         "degraded": outcome.degraded,
+        "details": outcome.details,
         "created_at": entry.ended_at,
     }

@@ -14,14 +14,17 @@ import asyncio
 import functools
 import logging
 import time
+from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.security import SecretBox, SecretDecryptionError
 from app.models import Prompt, Tool
-from app.services.domain import PromptSpec, ToolSpec
+from app.schemas import PromptVoice
+from app.services.domain import PromptSpec, ToolSpec, TransferTarget, VoiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +72,32 @@ def tool_spec_from_row(tool: Tool, box: SecretBox) -> ToolSpec:
     )
 
 
+def voice_settings_from_json(data: dict[str, Any] | None, prompt_name: str = "") -> VoiceSettings:
+    """The `VoiceSettings` stored in a prompt's ``voice`` JSON column.
+
+    Args:
+        data: the column's value, a `PromptVoice` dump (fields left out take their
+            defaults); None for a prompt that never had voice settings.
+        prompt_name: for the log line when the stored value is not valid.
+
+    Returns:
+        The settings; the defaults (logged) when the stored value does not validate,
+        e.g. after a hand edit of the database.
+    """
+    if not data:
+        return VoiceSettings()
+    try:
+        voice = PromptVoice.model_validate(data)
+    except ValidationError as exc:
+        logger.error("prompt=%s stored voice settings are not valid; using defaults: %s", prompt_name, exc)
+        return VoiceSettings()
+    fields = voice.model_dump(exclude={"transfer_targets"})
+    targets = tuple(TransferTarget(**t.model_dump()) for t in voice.transfer_targets)
+    return VoiceSettings(**fields, transfer_targets=targets)
+
+
 def prompt_spec_from_row(prompt: Prompt, box: SecretBox) -> PromptSpec:
-    """Snapshot a `Prompt` row with its enabled tools."""
+    """Snapshot a `Prompt` row with its enabled tools and its voice settings."""
     return PromptSpec(
         id=prompt.id,
         name=prompt.name,
@@ -80,6 +107,7 @@ def prompt_spec_from_row(prompt: Prompt, box: SecretBox) -> PromptSpec:
         tools=tuple(tool_spec_from_row(t, box) for t in prompt.tools if t.enabled),
         metadata=prompt.meta,
         is_default=prompt.is_default,
+        voice=voice_settings_from_json(prompt.voice, prompt.name),
     )
 
 

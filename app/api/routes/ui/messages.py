@@ -57,6 +57,11 @@ def _sentence(label: str, error: Mapping[str, Any], rule: str | None) -> str:
     return f"{label}: {message[:1].lower()}{message[1:]}."
 
 
+def error_sentence(label: str, error: Mapping[str, Any], rule: str | None = None) -> str:
+    """One pydantic error (an item of `ValidationError.errors()`) as a sentence about `label`."""
+    return _sentence(label, error, rule)
+
+
 def pydantic_errors(
     exc: ValidationError, labels: Mapping[str, str], rules: Mapping[str, str] | None = None
 ) -> FieldErrors:

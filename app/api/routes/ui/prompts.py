@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from app.api.auth import AdminUser
-from app.api.deps import GatewayDep
+from app.api.deps import GatewayDep, ProvidersDep
 from app.api.routes.common import PromptServiceDep, ToolServiceDep
 from app.api.routes.ui.common import (
     PAGE_SIZE,
@@ -26,9 +26,11 @@ from app.api.routes.ui.common import (
     render,
 )
 from app.api.routes.ui.messages import FieldErrors, admin_errors, json_error, pydantic_errors
-from app.schemas import PROMPT_NAME_RULE, PromptCreate, PromptRead
+from app.api.routes.ui.voice import voice_admin_error, voice_form_context, voice_from_values, voice_values
+from app.schemas import PROMPT_NAME_RULE, PromptCreate, PromptRead, PromptVoice
 from app.services.admin.errors import AdminError, DefaultPromptRequired, NotFound
 from app.services.admin.tools import ToolService
+from app.services.providers.registry import ProviderRegistry
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -74,6 +76,7 @@ def _prompt_values(form: FormData | None = None, prompt: Any = None) -> dict[str
             "metadata": form.get("metadata") or "",
             "tools": [t for t in form.getlist("tools") if isinstance(t, str)],
             "is_default": form.get("is_default") == "on",
+            "voice": voice_values(form),
         }
     if prompt is not None:
         return {
@@ -83,8 +86,10 @@ def _prompt_values(form: FormData | None = None, prompt: Any = None) -> dict[str
             "metadata": pretty_json(prompt.metadata),
             "tools": list(prompt.tools),
             "is_default": prompt.is_default,
+            "voice": voice_values(voice=prompt.voice),
         }
-    return {"name": "", "content": "", "fallback_text": "", "metadata": "", "tools": [], "is_default": False}
+    empty = {"name": "", "content": "", "fallback_text": "", "metadata": "", "tools": [], "is_default": False}
+    return {**empty, "voice": voice_values()}
 
 
 def _prompt_from_values(values: Mapping[str, Any]) -> tuple[PromptCreate | None, FieldErrors]:
@@ -94,6 +99,8 @@ def _prompt_from_values(values: Mapping[str, Any]) -> tuple[PromptCreate | None,
         metadata = parse_json_field(str(values["metadata"]), expect_object=True)
     except JsonFieldError as exc:
         errors["metadata"] = json_error(LABELS["metadata"], str(exc))
+    voice, voice_errors = voice_from_values(values["voice"])
+    errors.update(voice_errors)
     try:
         data = PromptCreate(
             name=values["name"],
@@ -102,6 +109,7 @@ def _prompt_from_values(values: Mapping[str, Any]) -> tuple[PromptCreate | None,
             metadata=metadata,
             tools=values["tools"],
             is_default=bool(values["is_default"]),
+            voice=voice or PromptVoice(),
         )
     except ValidationError as exc:
         return None, {**pydantic_errors(exc, LABELS, {"name": PROMPT_NAME_RULE}), **errors}
@@ -113,6 +121,7 @@ async def _prompt_form_page(
     gateway: GatewayDep,
     user: str,
     tools: ToolService,
+    providers: ProviderRegistry,
     *,
     values: dict[str, Any],
     errors: FieldErrors,
@@ -131,6 +140,7 @@ async def _prompt_form_page(
             "errors": errors,
             "all_tools": await tools.all_tool_names(),
             "name_rule": PROMPT_NAME_RULE,
+            **voice_form_context(providers),
         },
         status_code,
     )
@@ -143,9 +153,12 @@ async def prompt_new(
     user: AdminUser,
     service: PromptServiceDep,
     tools: ToolServiceDep,
+    providers: ProvidersDep,
 ) -> HTMLResponse:
     """New prompt form."""
-    return await _prompt_form_page(request, gateway, user, tools, values=_prompt_values(), errors={})
+    return await _prompt_form_page(
+        request, gateway, user, tools, providers, values=_prompt_values(), errors={}
+    )
 
 
 @router.post("/prompts/new", response_class=HTMLResponse, response_model=None)
@@ -155,6 +168,7 @@ async def prompt_create(
     user: AdminUser,
     service: PromptServiceDep,
     tools: ToolServiceDep,
+    providers: ProvidersDep,
 ) -> Response:
     """Create a prompt from the form."""
     form = await read_form(request, gateway, user)
@@ -164,11 +178,11 @@ async def prompt_create(
         try:
             created = await service.create_prompt(data)
         except AdminError as exc:
-            errors = admin_errors(exc, LABELS)
+            errors = voice_admin_error(exc.field, exc.message) or admin_errors(exc, LABELS)
         else:
             return redirect(f"/ui/prompts/{created.id}", f"Prompt “{created.name}” created.")
     return await _prompt_form_page(
-        request, gateway, user, tools, values=values, errors=errors, status_code=422
+        request, gateway, user, tools, providers, values=values, errors=errors, status_code=422
     )
 
 
@@ -180,6 +194,7 @@ async def prompt_edit(
     user: AdminUser,
     service: PromptServiceDep,
     tools: ToolServiceDep,
+    providers: ProvidersDep,
 ) -> HTMLResponse:
     """Edit prompt form."""
     try:
@@ -187,7 +202,14 @@ async def prompt_edit(
     except NotFound as exc:
         return not_found(request, gateway, user, exc)
     return await _prompt_form_page(
-        request, gateway, user, tools, values=_prompt_values(prompt=prompt), errors={}, prompt=prompt
+        request,
+        gateway,
+        user,
+        tools,
+        providers,
+        values=_prompt_values(prompt=prompt),
+        errors={},
+        prompt=prompt,
     )
 
 
@@ -199,6 +221,7 @@ async def prompt_update(
     user: AdminUser,
     service: PromptServiceDep,
     tools: ToolServiceDep,
+    providers: ProvidersDep,
 ) -> Response:
     """Save the prompt form."""
     form = await read_form(request, gateway, user)
@@ -212,13 +235,13 @@ async def prompt_update(
         try:
             saved = await service.update_prompt(prompt_id, data)
         except AdminError as exc:
-            errors = admin_errors(exc, LABELS)
+            errors = voice_admin_error(exc.field, exc.message) or admin_errors(exc, LABELS)
         else:
             done = "saved" if saved.version != prompt.version else "unchanged"
             notice = f"Prompt “{saved.name}” {done} (version {saved.version})."
             return redirect(f"/ui/prompts/{saved.id}", notice)
     return await _prompt_form_page(
-        request, gateway, user, tools, values=values, errors=errors, prompt=prompt, status_code=422
+        request, gateway, user, tools, providers, values=values, errors=errors, prompt=prompt, status_code=422
     )
 
 
