@@ -21,7 +21,14 @@ from app.services.providers.base import (
 P = TypeVar("P", bound=Provider)
 
 #: Provider modules loaded by `ProviderRegistry.builtin()`. Each calls `register` on import.
-BUILTIN_MODULES: tuple[str, ...] = ()
+BUILTIN_MODULES: tuple[str, ...] = (
+    "app.services.providers.stt.deepgram",
+    "app.services.providers.stt.openai",
+    "app.services.providers.stt.pocketsphinx",
+    "app.services.providers.tts.deepgram",
+    "app.services.providers.tts.espeak",
+    "app.services.providers.tts.openai",
+)
 
 _CLASSES: dict[tuple[Capability, str], type[Provider]] = {}
 
