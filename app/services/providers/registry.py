@@ -27,6 +27,12 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "app.services.providers.llm.offline",
     "app.services.providers.llm.openai",
     "app.services.providers.llm.openai_compatible",
+    "app.services.providers.stt.deepgram",
+    "app.services.providers.stt.openai",
+    "app.services.providers.stt.pocketsphinx",
+    "app.services.providers.tts.deepgram",
+    "app.services.providers.tts.espeak",
+    "app.services.providers.tts.openai",
 )
 
 _CLASSES: dict[tuple[Capability, str], type[Provider]] = {}
