@@ -22,7 +22,17 @@ from tests.redis_proc import free_port
 from tests.utils import ToolApi
 
 ROOT = Path(__file__).resolve().parent.parent
-UNUSED_SDKS = ("anthropic", "langchain_anthropic", "google.genai", "langchain_google_genai")
+UNUSED_SDKS = (
+    "anthropic",
+    "langchain_anthropic",
+    "google.genai",
+    "langchain_google_genai",
+    # Voice: pipecat, its ONNX runtime and the STT SDKs load with the first voice call.
+    "pipecat",
+    "onnxruntime",
+    "pocketsphinx",
+    "deepgram",
+)
 ALL_REAL = ("openai", "gemini", "anthropic", "openai_compatible")
 
 STARTUP_SCRIPT = """
@@ -41,7 +51,7 @@ async def main():
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         await asyncio.sleep(0.2)
-        statuses = {p.name: p.configured for p in app.state.gateway.providers.statuses()}
+        statuses = {f"{p.capability}:{p.name}": p.configured for p in app.state.gateway.providers.statuses()}
     return statuses
 
 statuses = asyncio.run(main())
@@ -80,8 +90,8 @@ async def test_startup_imports_no_sdk_of_an_unused_provider(
     assert proc.returncode == 0, err.decode()[-3000:]
     result = json.loads(out)
     # Every provider module is registered (anthropic and gemini are listed, as not configured)...
-    assert result["statuses"]["openai"] is True
-    assert result["statuses"]["anthropic"] is False and result["statuses"]["gemini"] is False
+    assert result["statuses"]["llm:openai"] is True
+    assert result["statuses"]["llm:anthropic"] is False and result["statuses"]["llm:gemini"] is False
     assert "app.services.providers.llm.anthropic" in result["modules"]
     # ...but the SDKs of providers the settings do not use were never imported.
     loaded = [m for m in UNUSED_SDKS if m in result["modules"]]
