@@ -29,7 +29,9 @@ def upload(pcm: bytes, rate: int) -> dict[str, Any]:
     return {"files": {"file": ("a.wav", pcm_to_wav(pcm, rate), "audio/wav")}, "data": {"model": "whisper-1"}}
 
 
-async def test_transcription_returns_scripted_text_then_what_pocketsphinx_hears(voice: FakeVoiceServer) -> None:
+async def test_transcription_returns_scripted_text_then_what_pocketsphinx_hears(
+    voice: FakeVoiceServer,
+) -> None:
     voice.script_transcripts(["I would like a refund"])
     async with httpx.AsyncClient(base_url=voice.openai_base_url, headers=BEARER) as client:
         first = await client.post("/audio/transcriptions", **upload(synthesize("my order please"), 16000))
@@ -61,8 +63,11 @@ async def test_openai_faults_error_and_hang(voice: FakeVoiceServer) -> None:
         failed = await client.post("/audio/transcriptions", **upload(silence(100, 8000), 8000))
         voice.fail("speech", Fault.HANG)
         with pytest.raises(httpx.ReadTimeout):
-            await client.post("/audio/speech", json={"input": "hi", "model": "tts-1", "voice": "alloy",
-                                                     "response_format": "pcm"}, timeout=0.5)  # fmt: skip
+            await client.post(
+                "/audio/speech",
+                json={"input": "hi", "model": "tts-1", "voice": "alloy", "response_format": "pcm"},
+                timeout=0.5,
+            )
         unauthorised = await client.post("/audio/speech", json={"input": "hi"}, headers={"Authorization": ""})
     assert failed.status_code == 500
     assert failed.json()["error"]["type"] == "server_error"
@@ -96,7 +101,9 @@ async def _listen(voice: FakeVoiceServer, query: str, pcm: bytes, *control: str)
 
 async def test_listen_endpointing_gives_speech_final_results_then_metadata(voice: FakeVoiceServer) -> None:
     pcm = synthesize("my order please", sample_rate_hz=8000) + silence(500, 8000)
-    messages = await _listen(voice, "interim_results=true&utterance_end_ms=1000&vad_events=true", pcm, "CloseStream")
+    messages = await _listen(
+        voice, "interim_results=true&utterance_end_ms=1000&vad_events=true", pcm, "CloseStream"
+    )
     kinds = [m["type"] for m in messages]
     assert kinds[0] == "SpeechStarted"
     results = [m for m in messages if m["type"] == "Results"]
@@ -140,7 +147,9 @@ async def test_listen_close_fault_drops_the_socket(voice: FakeVoiceServer) -> No
             await ws.recv()
 
 
-async def test_speak_flush_streams_audio_then_flushed_and_clear_is_acknowledged(voice: FakeVoiceServer) -> None:
+async def test_speak_flush_streams_audio_then_flushed_and_clear_is_acknowledged(
+    voice: FakeVoiceServer,
+) -> None:
     url = f"ws://127.0.0.1:{voice.port}/v1/speak?model=aura-2-helena-en&encoding=linear16&sample_rate=16000"
     audio = bytearray()
     kinds: list[str] = []

@@ -59,7 +59,8 @@ def caller_frames(pcm: bytes, sample_rate_hz: int, *, settle_s: float) -> list[F
 
 async def run_stt(service: STTService, pcm: bytes, sample_rate_hz: int) -> tuple[str, list[ErrorFrame]]:
     """Feed one utterance; the transcript (finals joined) and every error frame seen."""
-    down, up = await run_test(service, frames_to_send=caller_frames(pcm, sample_rate_hz, settle_s=2.5), start_timeout=5
+    down, up = await run_test(
+        service, frames_to_send=caller_frames(pcm, sample_rate_hz, settle_s=2.5), start_timeout=5
     )
     texts = [f.text for f in down if isinstance(f, TranscriptionFrame)]
     errors = [f for f in (*down, *up) if isinstance(f, ErrorFrame)]
@@ -142,7 +143,9 @@ async def test_pocketsphinx_recognises_an_espeak_phrase_offline(sample_rate_hz: 
 
 
 @pytest.mark.parametrize("sample_rate_hz", [8000, 16000])
-async def test_openai_tts_streams_speech_at_the_asked_rate(voice: FakeVoiceServer, sample_rate_hz: int) -> None:
+async def test_openai_tts_streams_speech_at_the_asked_rate(
+    voice: FakeVoiceServer, sample_rate_hz: int
+) -> None:
     voice.tts_first_byte_ms = 150
     service = openai_tts(voice).create_service(sample_rate_hz=sample_rate_hz)
     frames, errors = await run_tts(service, "Your order has shipped.")
@@ -167,7 +170,7 @@ async def test_openai_tts_server_error_surfaces_as_an_error_frame(voice: FakeVoi
 
 async def test_openai_tts_dropped_stream_surfaces_as_an_error_frame(voice: FakeVoiceServer) -> None:
     voice.fail("speech", Fault.CLOSE)
-    frames, errors = await run_tts(openai_tts(voice).create_service(sample_rate_hz=8000), "Hello there.")
+    _, errors = await run_tts(openai_tts(voice).create_service(sample_rate_hz=8000), "Hello there.")
     assert errors
 
 
@@ -248,5 +251,7 @@ def test_importing_the_app_and_the_registry_loads_no_speech_sdk() -> None:
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'pipecat', 'deepgram', 'pocketsphinx'})\n"
         "print(','.join(bad))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     assert result.stdout.strip() == ""

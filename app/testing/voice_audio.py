@@ -56,9 +56,7 @@ def synthesize(
     wav = subprocess.run(
         _espeak_argv(voice, words_per_minute), input=text.encode(), capture_output=True, check=True
     ).stdout
-    return subprocess.run(
-        _sox_argv(sample_rate_hz), input=wav, capture_output=True, check=True
-    ).stdout
+    return subprocess.run(_sox_argv(sample_rate_hz), input=wav, capture_output=True, check=True).stdout
 
 
 async def asynthesize(
@@ -146,7 +144,7 @@ def transcribe(pcm: bytes, sample_rate_hz: int) -> str:
     """
     global _decoder
     import pocketsphinx  # type: ignore[import-untyped]
-    import soxr
+    import soxr  # type: ignore[import-untyped]
 
     if sample_rate_hz != POCKETSPHINX_RATE_HZ and pcm:
         samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2")
