@@ -116,6 +116,17 @@ async def test_openai_stt_server_error_surfaces_as_an_error_frame(voice: FakeVoi
     assert len(voice.requests) == 1, "no SDK retries: a caller cannot wait for backoff"
 
 
+async def test_openai_stt_hang_ends_at_the_request_timeout_as_an_error_frame(voice: FakeVoiceServer) -> None:
+    voice.fail("transcriptions", Fault.HANG)
+    settings = OpenAISTTSettings(
+        openai_api_key=KEY, openai_base_url=voice.openai_base_url, openai_audio_timeout_seconds=0.5
+    )
+    service = OpenAISTTProvider(settings).create_service(sample_rate_hz=8000)
+    text, errors = await run_stt(service, synthesize(PHRASE, sample_rate_hz=8000), 8000)
+    assert text == ""
+    assert errors
+
+
 async def test_deepgram_stt_streams_and_gets_the_final_after_finalize(voice: FakeVoiceServer) -> None:
     voice.stt_final_delay_ms = 150
     service = DeepgramSTTProvider(deepgram(voice)).create_service(sample_rate_hz=8000)
