@@ -50,6 +50,7 @@ class EspeakTTSService(TTSService):
         )
         self._binary = binary
         self._words_per_minute = words_per_minute
+        self._espeak_rate_hz = 22050  # replaced by the rate in each WAV header
 
     def can_generate_metrics(self) -> bool:
         """True: time to first audio is measured."""
