@@ -19,10 +19,13 @@ from app.models import Call
 from app.testing.fake_ari import FakeAriServer
 from app.testing.fake_llm import FakeLLMServer, TextReply, ToolCallReply
 from app.testing.fake_voice import FakeVoiceServer
-from tests.conftest import final_vars, state_of
+from tests.conftest import state_of
 from tests.utils import ToolApi, create_prompt, create_tool
 from tests.voice_utils import (
     BASE_VOICE,
+    final_vars,
+    live_bridges,
+    memory_of,
     place_voice_call,
     voice_gateway,
     voice_settings,
@@ -65,7 +68,8 @@ async def test_greeting_then_three_turns_with_a_tool_and_end_call(
         )
         fake_llm.script("THANKS-V2", [TextReply("It arrives in two days.")])
         fake_llm.script(
-            "BYE-V3", [ToolCallReply([("end_call", {"reason": "done"})]), TextReply("Goodbye, have a nice day.")]
+            "BYE-V3",
+            [ToolCallReply([("end_call", {"reason": "done"})]), TextReply("Goodbye, have a nice day.")],
         )
         chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-conv-1")
 
@@ -87,11 +91,15 @@ async def test_greeting_then_three_turns_with_a_tool_and_end_call(
         # The tool ran with the model's argument.
         assert [r["path"] for r in tool_api.requests] == ["/orders/42"]
         # Memory holds the transcript turns, in order.
-        history = await state_of(app).turn_service.memory.load("voice-conv-1")
+        history = await memory_of(app, "voice-conv-1")
         said = [m.content for m in history if m.type == "human"]
-        assert said == ["ORDER-V1 where is my order 42", "THANKS-V2 when will it come", "BYE-V3 thank you goodbye"]
+        assert said == [
+            "ORDER-V1 where is my order 42",
+            "THANKS-V2 when will it come",
+            "BYE-V3 thank you goodbye",
+        ]
         # The bridge and the external channel are gone; only the caller's channel was continued.
-        assert fake_ari.bridges.live_bridges() == []
+        assert live_bridges(fake_ari) == []
         assert chan.continued_count == 1
         await state_of(app).call_log.flush()
         async with state_of(app).session_factory() as s:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.core.config import Settings
+from app.services.agent.memory import ConversationMemory
 from app.testing.fake_ari import FakeAriServer, FakeChannel
 from app.testing.fake_caller import FakeCaller
 from app.testing.fake_llm import FakeLLMServer
@@ -38,8 +39,8 @@ def voice_settings(
     """Settings for a voice test: OpenAI audio at the stand-in, espeak-ng for speech."""
     providers = {
         **llm_provider_overrides(fake_llm),
-        "stt:openai": {"api_key": TEST_OPENAI_AUDIO_KEY, "base_url": voice.openai_base_url},
-        "tts:openai": {"api_key": TEST_OPENAI_AUDIO_KEY, "base_url": voice.openai_base_url},
+        "stt:openai": {"openai_api_key": TEST_OPENAI_AUDIO_KEY, "openai_base_url": voice.openai_base_url},
+        "tts:openai": {"openai_api_key": TEST_OPENAI_AUDIO_KEY, "openai_base_url": voice.openai_base_url},
     }
     values: dict[str, Any] = {
         "provider_overrides": providers,
@@ -92,3 +93,24 @@ async def wait_quiet(caller: FakeCaller, moment: float, timeout: float = 15.0) -
             return stopped
         await asyncio.sleep(0.05)
     raise TimeoutError("the agent kept talking")
+
+
+def final_vars(chan: FakeChannel) -> dict[str, str | None]:
+    """Channel variables as the gateway set them, last value wins."""
+    out: dict[str, str | None] = {}
+    for op in chan.operations:
+        if op[0] == "setvar":
+            out[op[1]] = op[2]
+    return out
+
+
+def live_bridges(fake_ari: FakeAriServer) -> list[str]:
+    """Ids of the bridges not destroyed."""
+    return [b.id for b in fake_ari.bridges.bridges.values() if not b.destroyed]
+
+
+async def memory_of(app: FastAPI, uniqueid: str) -> list[Any]:
+    """The conversation's messages in Redis, oldest first."""
+    st = state_of(app)
+    memory = ConversationMemory(st.redis, prefix=st.settings.redis_key_prefix)
+    return await memory.load(uniqueid)

@@ -231,6 +231,8 @@ class TurnRequest:
         source: ``call`` or ``chat``.
         deadline_seconds: overrides `AI_TURN_TIMEOUT_SECONDS` when set.
         extra_tools: per-call tools offered besides the prompt's HTTP tools.
+        defer_log: the caller files the turn in the call log itself (voice mode does, once
+            it knows what the caller heard and each turn's latencies).
     """
 
     context: CallContext
@@ -240,6 +242,7 @@ class TurnRequest:
     source: str = "call"
     deadline_seconds: float | None = None
     extra_tools: tuple[CallTool, ...] = ()
+    defer_log: bool = False
 
 
 @dataclass(slots=True)

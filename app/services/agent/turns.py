@@ -165,7 +165,8 @@ class TurnService:
                     )
                     hung_up = TurnOutcome("", TurnStatus.HANGUP, "caller_hung_up", model=request.model)
                     hung_up.latency_ms = round((time.perf_counter() - start) * 1000.0, 1)
-                    self.log_turn(request.source, ctx, user_input, hung_up, started_at)
+                    if not request.defer_log:
+                        self.log_turn(request.source, ctx, user_input, hung_up, started_at)
                 raise
             except Exception:
                 logger.exception("uniqueid=%s turn failed unexpectedly", ctx.uniqueid)
@@ -191,7 +192,8 @@ class TurnService:
             outcome.llm_latency_ms,
             len(outcome.tool_calls),
         )
-        self.log_turn(request.source, ctx, user_input, outcome, started_at)
+        if not request.defer_log:
+            self.log_turn(request.source, ctx, user_input, outcome, started_at)
         return outcome
 
     def log_turn(

@@ -42,7 +42,7 @@ from app.services.media.pipeline import GreetingRecorder, build_worker
 from app.services.media.playout import PlayoutTracker, SentenceMarker
 from app.services.media.transport import AsteriskMediaTransport
 from app.services.media.voice_log import VoiceTimeline
-from app.services.providers.base import Capability
+from app.services.providers.base import Capability, ProviderError
 from app.services.telephony.ari_client import AriError
 from app.services.telephony.delivery import ConversationResult, DialplanTarget
 from app.services.telephony.events import PlaybackFinished
@@ -101,6 +101,12 @@ class VoiceConversation:
             return await self._recorded_fallback(prompt, f"media_unavailable: {exc}"[:120])
         try:
             end = await self._converse(prompt, conn)
+        except ProviderError as exc:  # an STT/TTS provider that is not configured or installed
+            logger.error("channel=%s voice provider unavailable: %s", self._s.channel_id, exc)
+            end = EndRequest("error", "ERROR", f"tts_error: {exc}"[:120])
+        except asyncio.CancelledError:  # a hang-up (or shutdown): file what happened so far
+            self._timeline.finish(self._s.turns, self._s.request, hung_up=self._s.hung_up)
+            raise
         finally:
             await self._shielded_teardown()
         if end.status == "ERROR" and end.error.startswith(("tts_error", "media_closed")):
@@ -155,7 +161,6 @@ class VoiceConversation:
             await worker.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(runner, 5)
-            self._timeline.finish(self._s.turns, self._s.request)
 
     def _remember_greeting(self, key: tuple[Any, ...], text: str) -> Any:
         def store(pcm: bytes, rate: int) -> None:
@@ -205,7 +210,7 @@ class VoiceConversation:
             offer_transfer_call=self._prompt_voice.offer_transfer_call,
             targets=self._prompt_voice.transfer_targets,
         )
-        return replace(request, user_input=text, extra_tools=voice_tools)
+        return replace(request, user_input=text, extra_tools=voice_tools, defer_log=True)
 
     @property
     def _prompt_voice(self) -> VoiceSettings:
@@ -244,6 +249,7 @@ class VoiceConversation:
             else:
                 variables["AI_TRANSFER_TARGET"] = chosen.endpoint
         self._timeline.ended(end)
+        self._timeline.finish(self._s.turns, self._s.request)
         logger.info(
             "channel=%s voice call ended: %s %s turns=%d",
             self._s.channel_id,

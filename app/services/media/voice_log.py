@@ -79,16 +79,30 @@ class VoiceTimeline:
             outcome = replace(outcome, response=heard or "", status=TurnStatus.OK, error=None)
         self.entries.append(_Entry(turn.user_text, outcome, details, datetime.now(UTC)))
 
+    def _summary(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {"dtmf": list(self.digits)}
+        if self.end:
+            summary.update(end_reason=self.end["reason"], end_status=self.end["status"])
+        if self.greeting_at is not None:
+            summary["greeting_queued_ms"] = _ms(self.stasis_start, self.greeting_at)
+            summary["greeting_cached"] = self.greeting_cached
+        return summary
+
     def ended(self, end: Any) -> None:
         """The call ended (an `EndRequest`)."""
         self.end = {"reason": end.reason, "status": end.status, "error": end.error}
 
-    def finish(self, turns: TurnRunner, request: TurnRequest | None) -> None:
-        """File every turn (with its details) in the call log."""
+    def finish(self, turns: TurnRunner, request: TurnRequest | None, *, hung_up: bool = False) -> None:
+        """File every turn (with its details) in the call log; the last one as HANGUP when cut off."""
         if request is None:
             return
-        for entry in self.entries:
+        last = len(self.entries) - 1
+        for i, entry in enumerate(self.entries):
             outcome = replace(entry.outcome, details=entry.details)
+            if i == last:
+                outcome.details = {**entry.details, **self._summary()}
+                if hung_up and entry.details.get("interrupted"):
+                    outcome = replace(outcome, status=TurnStatus.HANGUP, error="caller_hung_up")
             try:
                 turns.log_turn("call", request.context, entry.user_text, outcome, entry.started_at)
             except Exception:
