@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from app.services.agent.tools import ToolExecutor
     from app.services.agent.turns import TurnService
     from app.services.media.setup import Voice
+    from app.services.providers.llm import ModelFactory
     from app.services.providers.registry import ProviderRegistry
     from app.services.telephony.ari_client import AriClient
     from app.services.telephony.event_source import AriEventStream
@@ -44,5 +45,6 @@ class GatewayState:
     ari_events: AriEventStream | None = None
     sessions: SessionManager | None = None
     voice: Voice | None = None
+    models: ModelFactory | None = None
     admin_password: str | None = None
     extras: dict[str, object] = field(default_factory=dict)
