@@ -18,7 +18,7 @@ demo: install           ## one call through a fake Asterisk, no PBX and no API k
 test: install           ## the whole suite: SQLite, then the database tests again on PostgreSQL
 	rm -f test-artifacts/suite.log
 	$(PY) -m pytest -q
-	TEST_DATABASE_URL=$(TEST_PG) $(PY) -m pytest -q -m "not browser" tests/test_call_path.py tests/test_call_log.py tests/test_catalog.py tests/api
+	TEST_DATABASE_URL=$(TEST_PG) $(PY) -m pytest -q -m "not browser" tests/test_call_path.py tests/test_call_log.py tests/test_catalog.py tests/test_voice_storage.py tests/test_voice.py tests/api
 
 screenshots: install    ## refresh the README pictures in docs/screenshots/ (the browser tests, headless Chromium)
 	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q -m browser tests/browser
