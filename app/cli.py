@@ -27,6 +27,8 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -147,14 +149,19 @@ async def _stop_server(server: uvicorn.Server, task: asyncio.Task[None]) -> None
         await asyncio.wait_for(task, 15)
 
 
-async def _seed_demo(app: Any, tool_url: str) -> None:
+async def _seed_demo(app: Any, tool_url: str, voice: dict[str, Any] | None = None) -> None:
+    """Create the ``demo`` prompt with its ``check_order`` tool (once); set its voice settings."""
     from sqlalchemy import select
 
     from app.models import Prompt, Tool
 
     sessions = app.state.gateway.session_factory
     async with sessions() as session:
-        if (await session.scalars(select(Prompt).where(Prompt.name == "demo"))).first():
+        existing = (await session.scalars(select(Prompt).where(Prompt.name == "demo"))).first()
+        if existing is not None:
+            if voice is not None and existing.voice != voice:
+                existing.voice = voice
+                await session.commit()
             return
         tool = Tool(
             name="check_order",
@@ -176,6 +183,7 @@ async def _seed_demo(app: Any, tool_url: str) -> None:
                 "questions about orders.",
                 fallback_text="Sorry, the order hotline is unavailable. Please call back later.",
                 tools=[tool],
+                voice=voice,
             )
         )
         await session.commit()
@@ -202,7 +210,23 @@ def _demo_login(base: Settings, workdir: Path, overrides: dict[str, Any]) -> str
     return f"as {base.web_ui_username} with the password shown above (also in {where})"
 
 
-async def _demo(args: argparse.Namespace) -> int:
+@dataclass
+class _DemoEnv:
+    """The running demo: the gateway app, its settings, the fake PBX and what to print."""
+
+    app: Any
+    settings: Settings
+    fake_ari: Any  # FakeAriServer
+    offline: Any  # FakeLLMServer | None
+    tool_url: str
+    port: int
+    model_label: str
+    login_note: str
+
+
+@contextlib.asynccontextmanager
+async def _demo_env(args: argparse.Namespace, extra: dict[str, Any]) -> AsyncIterator[_DemoEnv]:
+    """Start the fake ARI server, the demo tool, the offline model (no key) and the gateway."""
     from app.main import create_app
     from app.testing.fake_ari import FakeAriServer
     from app.testing.fake_llm import FakeLLMServer
@@ -220,6 +244,7 @@ async def _demo(args: argparse.Namespace) -> int:
         "tool_allowed_hosts": ["127.0.0.1"],
         "ari_reconnect_min_seconds": 0.1,
         "log_level": "INFO" if args.verbose else "WARNING",
+        **extra,
     }
     if "DATABASE_URL" not in os.environ:
         overrides["database_url"] = f"sqlite:///{workdir}/demo.db"
@@ -228,6 +253,7 @@ async def _demo(args: argparse.Namespace) -> int:
         offline = FakeLLMServer()
         await offline.start()
         overrides.update(_offline_settings(base, offline.openai_base_url))
+        overrides["provider_overrides"].update(extra.get("provider_overrides", {}))
         model_label = "OFFLINE STAND-IN (canned answers, not a real model; set an LLM key to use one)"
     else:
         model_label = base.default_ai_model
@@ -235,14 +261,48 @@ async def _demo(args: argparse.Namespace) -> int:
     settings = Settings(**overrides)
     app = create_app(settings)
     gateway_server, gateway_task, gateway_port = await _start_server(app, lifespan="on", port=args.port)
-    exit_code = 0
     try:
         await fake_ari.wait_for_ws(settings.asterisk_app_name, timeout=10)
-        await _seed_demo(app, f"http://127.0.0.1:{tool_port}")
-        print(f"Gateway:  http://127.0.0.1:{gateway_port}  (admin UI at /ui, API docs at /docs)")
-        print(f"Login:    {login_note}")
-        print(f"Asterisk: fake ARI server at {fake_ari.ari_url}")
-        print(f"Model:    {model_label}\n")
+        yield _DemoEnv(
+            app,
+            settings,
+            fake_ari,
+            offline,
+            f"http://127.0.0.1:{tool_port}",
+            gateway_port,
+            model_label,
+            login_note,
+        )
+    finally:
+        await _stop_server(gateway_server, gateway_task)
+        await _stop_server(tool_server, tool_task)
+        await fake_ari.stop()
+        if offline is not None:
+            await offline.stop()
+
+
+def _print_header(env: _DemoEnv) -> None:
+    print(f"Gateway:  http://127.0.0.1:{env.port}  (admin UI at /ui, API docs at /docs)")
+    print(f"Login:    {env.login_note}")
+    print(f"Asterisk: fake ARI server at {env.fake_ari.ari_url}")
+    print(f"Model:    {env.model_label}")
+
+
+async def _keep_running(env: _DemoEnv) -> None:
+    print(f"\nRunning; open http://127.0.0.1:{env.port}/ui and log in {env.login_note}.")
+    print("Press Ctrl-C to stop.", flush=True)
+    await asyncio.Event().wait()
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    if args.voice:
+        return await _demo_voice(args)
+    exit_code = 0
+    async with _demo_env(args, {}) as env:
+        app, settings, fake_ari = env.app, env.settings, env.fake_ari
+        await _seed_demo(app, env.tool_url)
+        _print_header(env)
+        print()
         for i, said in enumerate(args.say or ["Hi, can you check order 42 for me?"]):
             app_data = (
                 f"{settings.asterisk_app_name},USER_INPUT={said},UNIQUEID={args.uniqueid},"
@@ -272,16 +332,130 @@ async def _demo(args: argparse.Namespace) -> int:
             print("\nCall log (last turn):")
             print(json.dumps(calls, indent=2, default=str))
         if args.keep_running:
-            print(f"\nRunning; open http://127.0.0.1:{gateway_port}/ui and log in {login_note}.")
-            print("Press Ctrl-C to stop.", flush=True)
-            await asyncio.Event().wait()
-    finally:
-        await _stop_server(gateway_server, gateway_task)
-        await _stop_server(tool_server, tool_task)
-        await fake_ari.stop()
-        if offline is not None:
-            await offline.stop()
+            await _keep_running(env)
     return exit_code
+
+
+def _voice_provider(capability: str, preferred: str, offline: str) -> tuple[str, str]:
+    """`preferred` when it is configured, else a configured vendor (openai, deepgram), else `offline`.
+
+    Returns:
+        ``(registry name, label)``, e.g. ``("pocketsphinx", "pocketsphinx (offline, low accuracy)")``.
+    """
+    from app.services.providers.base import Capability
+    from app.services.providers.registry import ProviderRegistry
+
+    registry = ProviderRegistry.builtin()
+    cap = Capability(capability)
+    for name in (preferred, "openai", "deepgram", offline):
+        if name in registry.names(cap) and registry.get(cap, name).is_configured():
+            return name, str(getattr(registry.get(cap, name), "label", name))
+    return offline, offline
+
+
+def _quiet_pipecat(verbose: bool) -> None:
+    """pipecat logs through loguru at DEBUG to stderr; keep warnings only unless `verbose`."""
+    from loguru import logger as loguru_logger
+
+    loguru_logger.remove()
+    loguru_logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
+
+
+async def _wait_idle(app: Any, timeout_s: float = 20.0) -> None:
+    """Wait until the gateway has no call session in flight (the call log is then filed)."""
+    sessions = app.state.gateway.sessions
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while sessions is not None and sessions.in_flight and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+
+
+def _wav_path(given: str | None) -> Path:
+    """Where the voice demo writes its WAV: `given`, or a new temporary folder."""
+    if given:
+        return Path(given).resolve()
+    return Path(tempfile.mkdtemp(prefix="aigw-voice-")) / "demo-call.wav"
+
+
+async def _demo_voice(args: argparse.Namespace) -> int:
+    """One voice call: a synthetic caller asks about order 42; print the transcript, write a WAV."""
+    from app.testing.voice_demo import (
+        VOICE_DEMO_LINES,
+        VOICE_DEMO_SETTINGS,
+        demo_responder,
+        run_voice_call,
+        transcript_lines,
+    )
+
+    _quiet_pipecat(args.verbose)
+    base = Settings()
+    stt, stt_label = _voice_provider("stt", base.voice_stt_provider, "pocketsphinx")
+    tts, tts_label = _voice_provider("tts", base.voice_tts_provider, "espeak")
+    extra = {
+        "voice_media_listen_host": "127.0.0.1",
+        "voice_media_listen_port": 0,
+        "voice_codec": args.codec,
+        "voice_stt_provider": stt,
+        "voice_tts_provider": tts,
+    }
+    lines = args.say or VOICE_DEMO_LINES
+    wav_path = _wav_path(args.wav)
+    async with _demo_env(args, extra) as env:
+        if env.offline is not None:
+            env.offline.set_responder(demo_responder)
+        voice = env.app.state.gateway.voice
+        if voice is None or voice.listener is None:
+            print("Voice mode is not available in this gateway (no media listener).", file=sys.stderr)
+            return 1
+        env.fake_ari.media.websocket_clients["media_connection1"] = (
+            f"ws://127.0.0.1:{voice.listener.port}/media"
+        )
+        voice_settings = {**VOICE_DEMO_SETTINGS, "stt_provider": stt, "tts_provider": tts}
+        await _seed_demo(env.app, env.tool_url, voice=voice_settings)
+        _print_header(env)
+        if env.offline is not None:
+            print("          (demo rules: a transcript naming an order and a number calls check_order;")
+            print("           'goodbye' calls end_call)")
+        print(f"Speech:   STT {stt_label}; TTS {tts_label}; codec {args.codec}")
+        print("Caller:   synthetic (espeak-ng), speaking in real time; the STT hears the audio\n")
+        app_data = (
+            f"{env.settings.asterisk_app_name},AI_MODE=voice,AI_PROMPT_NAME={args.prompt},"
+            f"UNIQUEID={args.uniqueid}"
+        )
+        print(f"exten => 200,n,Stasis({app_data})\n")
+        result = await run_voice_call(env.fake_ari, app_data, lines)
+        await _wait_idle(env.app)
+        await env.app.state.gateway.call_log.flush()
+        turns = await _call_turns(env.app, result.channel.id)
+        print("Transcript:")
+        for line in transcript_lines(VOICE_DEMO_SETTINGS["greeting"], lines, turns, result.variables):
+            print(line)
+        result.caller.recording.wav(wav_path, both_sides=True)
+        print(f"\nRecording (both sides, 16 kHz WAV): {wav_path}", flush=True)
+        if args.keep_running:
+            await _keep_running(env)
+    return 0 if result.variables.get("AI_STATUS") == "OK" else 1
+
+
+async def _call_turns(app: Any, channel_id: str) -> list[dict[str, Any]]:
+    """The call log's turns of the call on `channel_id`, oldest first."""
+    from sqlalchemy import select
+
+    from app.models import Call, Turn
+
+    async with app.state.gateway.session_factory() as session:
+        rows = await session.scalars(
+            select(Turn).join(Call).where(Call.channel_id == channel_id).order_by(Turn.id)
+        )
+        return [
+            {
+                "user_input": t.user_input,
+                "response": t.response,
+                "tool_calls": t.tool_calls,
+                "details": t.details or {},
+            }
+            for t in rows
+        ]
 
 
 async def _recent_turn_records(app: Any) -> dict[str, Any]:
@@ -329,6 +503,11 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--port", type=int, default=0, help="port for the gateway's HTTP server")
     demo.add_argument("--keep-running", action="store_true", help="keep the gateway up after the call")
     demo.add_argument("--verbose", action="store_true", help="show the gateway's INFO logs")
+    demo.add_argument(
+        "--voice", action="store_true", help="a voice call (AI_MODE=voice): a synthetic caller speaks"
+    )
+    demo.add_argument("--codec", choices=["ulaw", "slin16"], default="slin16", help="voice: the media codec")
+    demo.add_argument("--wav", default=None, help="voice: where to write the call's WAV")
     args = parser.parse_args(argv)
     if args.command == "serve":
         _serve(args)
