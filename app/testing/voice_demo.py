@@ -8,7 +8,8 @@ each answer to be heard, and returns the recording (both sides) and the channel 
 :func:`demo_responder` extends the offline stand-in's rules (:func:`offline_reply`) for
 spoken transcripts: the offline STT (pocketsphinx) writes numbers as words ("forty two")
 and rarely hears the word "check", so a transcript that names an order and a number calls
-``check_order`` with the number as digits, and one that says goodbye calls ``end_call``.
+``check_order`` with the number as digits, and one that says goodbye calls ``end_call``
+("bye", "buy" and "by" sound the same).
 These are canned rules, not a model; the console says so.
 """
 
@@ -38,7 +39,8 @@ _TENS = {
 _WORD_RE = re.compile(r"[a-z0-9]+")
 #: How long the agent must be quiet before the demo caller speaks, in s (sentences pause ~0.5 s).
 QUIET_S = 1.2
-_BYE_WORDS = {"bye", "goodbye"}
+#: "bye", "buy" and "by" sound the same (B AY); pocketsphinx writes any of them.
+_BYE_WORDS = {"bye", "goodbye", "buy", "by"}
 _HOMOPHONES = {"for": "four", "to": "two", "too": "two"}
 
 
@@ -189,9 +191,12 @@ async def run_voice_call(
 #: What the demo caller says when no ``--say`` is given: a question about order 42, then goodbye.
 VOICE_DEMO_LINES = ["Where is order four two", "Thank you bye bye"]
 
+#: What the agent says first on the demo call.
+VOICE_DEMO_GREETING = "Hello, this is the Example Shop order line. How can I help?"
+
 #: The demo prompt's voice settings (``prompts.voice``); providers are filled in by the CLI.
-VOICE_DEMO_SETTINGS = {
-    "greeting": "Hello, this is the Example Shop order line. How can I help?",
+VOICE_DEMO_SETTINGS: dict[str, object] = {
+    "greeting": VOICE_DEMO_GREETING,
     "end_of_turn_ms": 800,
     "barge_in_min_speech_ms": 300,
     "reprompt_after_s": 12.0,
