@@ -259,7 +259,10 @@ async def run_demo(args: argparse.Namespace) -> int:
 
 
 def _voice_provider(capability: str, preferred: str, offline: str) -> tuple[str, str]:
-    """`preferred` when it is configured, else a configured vendor (openai, deepgram), else `offline`.
+    """The demo's STT or TTS: a vendor when its key is set, else the offline engine.
+
+    Order: `preferred` (``VOICE_STT_PROVIDER``/``VOICE_TTS_PROVIDER``) unless it is the
+    offline default, then ``openai``, ``deepgram``, then `offline`; the first configured wins.
 
     Returns:
         ``(registry name, label)``, e.g. ``("pocketsphinx", "pocketsphinx (offline, low accuracy)")``.
@@ -269,7 +272,8 @@ def _voice_provider(capability: str, preferred: str, offline: str) -> tuple[str,
 
     registry = ProviderRegistry.builtin()
     cap = Capability(capability)
-    for name in (preferred, "openai", "deepgram", offline):
+    candidates = ("openai", "deepgram", offline)
+    for name in candidates if preferred == offline else (preferred, *candidates):
         if name in registry.names(cap) and registry.get(cap, name).is_configured():
             return name, str(getattr(registry.get(cap, name), "label", name))
     return offline, offline
