@@ -1,5 +1,5 @@
 # Asterisk AI Gateway - the commands the README gives.
-.PHONY: install run demo test test-sqlite test-postgres lint typecheck bench bench-smoke ari-ops screenshots
+.PHONY: install run demo demo-voice test test-sqlite test-postgres lint typecheck bench bench-smoke ari-ops screenshots
 
 PY := .venv/bin/python
 TEST_PG ?= postgresql://postgres@127.0.0.1:5432/test
@@ -14,6 +14,9 @@ run: install            ## the service on embedded defaults (SQLite, Redis on lo
 
 demo: install           ## one call through a fake Asterisk, no PBX and no API key needed
 	$(PY) -m app.cli demo
+
+demo-voice: install     ## a voice call: synthetic caller, offline STT/model/TTS (keys: real vendors); writes a WAV
+	$(PY) -m app.cli demo --voice
 
 test: install           ## the whole suite: SQLite, then the database tests again on PostgreSQL
 	rm -f test-artifacts/suite.log

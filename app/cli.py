@@ -22,13 +22,9 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import json
 import logging
-import os
 import sys
-import tempfile
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import uvicorn
 
@@ -113,199 +109,6 @@ async def _migrate() -> int:
     return 0
 
 
-def _demo_tool_app() -> Any:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    async def order(request: Request) -> JSONResponse:
-        order_id = request.path_params["order_id"]
-        return JSONResponse({"order_id": order_id, "status": "shipped", "carrier": "DHL", "eta_days": 2})
-
-    return Starlette(routes=[Route("/orders/{order_id}", order)])
-
-
-async def _start_server(
-    app: Any, *, lifespan: Literal["auto", "on", "off"] = "off", port: int = 0
-) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("server failed to start")
-        await asyncio.sleep(0.02)
-    return server, task, int(server.servers[0].sockets[0].getsockname()[1])
-
-
-async def _stop_server(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    server.should_exit = True
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(task, 15)
-
-
-async def _seed_demo(app: Any, tool_url: str) -> None:
-    from sqlalchemy import select
-
-    from app.models import Prompt, Tool
-
-    sessions = app.state.gateway.session_factory
-    async with sessions() as session:
-        if (await session.scalars(select(Prompt).where(Prompt.name == "demo"))).first():
-            return
-        tool = Tool(
-            name="check_order",
-            description="Look up the delivery status of an order by its number.",
-            parameters={
-                "type": "object",
-                "properties": {"order_id": {"type": "string", "pattern": "^[0-9]+$"}},
-                "required": ["order_id"],
-            },
-            url=tool_url + "/orders/{order_id}",
-            method="GET",
-            headers={"X-Caller": "{caller_id_number}"},
-            timeout_seconds=3.0,
-        )
-        session.add(
-            Prompt(
-                name="demo",
-                content="You are the order hotline of Example Shop. Use check_order to answer "
-                "questions about orders.",
-                fallback_text="Sorry, the order hotline is unavailable. Please call back later.",
-                tools=[tool],
-            )
-        )
-        await session.commit()
-
-
-def _demo_login(base: Settings, workdir: Path, overrides: dict[str, Any]) -> str:
-    """Give the demo a usable admin login; return how to log in (the password is never logged).
-
-    Without a strong `WEB_UI_PASSWORD`, a password is generated for this run, shown on
-    stderr and kept in `<workdir>/admin-password` (mode 0600).
-    """
-    if base.admin_password_problem is None:
-        return f"as {base.web_ui_username} with your WEB_UI_PASSWORD"
-    from app.services.admin.dev_login import announce_dev_login, generate_dev_password
-
-    password = generate_dev_password()
-    overrides["web_ui_password"] = password
-    where = announce_dev_login(
-        base.web_ui_username,
-        password,
-        f"demo: {base.admin_password_problem}",
-        path=workdir / "admin-password",
-    )
-    return f"as {base.web_ui_username} with the password shown above (also in {where})"
-
-
-async def _demo(args: argparse.Namespace) -> int:
-    from app.main import create_app
-    from app.testing.fake_ari import FakeAriServer
-    from app.testing.fake_llm import FakeLLMServer
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    base = Settings()
-    workdir = Path(tempfile.mkdtemp(prefix="aigw-demo-"))
-    fake_ari = FakeAriServer(asterisk_version="23.4.0")
-    await fake_ari.start()
-    tool_server, tool_task, tool_port = await _start_server(_demo_tool_app())
-    overrides: dict[str, Any] = {
-        "asterisk_ari_url": fake_ari.base_url,
-        "asterisk_ari_username": fake_ari.username,
-        "asterisk_ari_password": fake_ari.password,
-        "tool_allowed_hosts": ["127.0.0.1"],
-        "ari_reconnect_min_seconds": 0.1,
-        "log_level": "INFO" if args.verbose else "WARNING",
-    }
-    if "DATABASE_URL" not in os.environ:
-        overrides["database_url"] = f"sqlite:///{workdir}/demo.db"
-    offline: FakeLLMServer | None = None
-    if not _real_llm_configured():
-        offline = FakeLLMServer()
-        await offline.start()
-        overrides.update(_offline_settings(base, offline.openai_base_url))
-        model_label = "OFFLINE STAND-IN (canned answers, not a real model; set an LLM key to use one)"
-    else:
-        model_label = base.default_ai_model
-    login_note = _demo_login(base, workdir, overrides)
-    settings = Settings(**overrides)
-    app = create_app(settings)
-    gateway_server, gateway_task, gateway_port = await _start_server(app, lifespan="on", port=args.port)
-    exit_code = 0
-    try:
-        await fake_ari.wait_for_ws(settings.asterisk_app_name, timeout=10)
-        await _seed_demo(app, f"http://127.0.0.1:{tool_port}")
-        print(f"Gateway:  http://127.0.0.1:{gateway_port}  (admin UI at /ui, API docs at /docs)")
-        print(f"Login:    {login_note}")
-        print(f"Asterisk: fake ARI server at {fake_ari.ari_url}")
-        print(f"Model:    {model_label}\n")
-        for i, said in enumerate(args.say or ["Hi, can you check order 42 for me?"]):
-            app_data = (
-                f"{settings.asterisk_app_name},USER_INPUT={said},UNIQUEID={args.uniqueid},"
-                f"AI_PROMPT_NAME={args.prompt}"
-            )
-            if args.model:
-                app_data += f",AI_MODEL={args.model}"
-            print(f"[turn {i + 1}] exten => 100,n,Stasis({app_data})")
-            chan = await fake_ari.place_call(
-                app_data,
-                caller_number="5551234",
-                caller_name="Demo Caller",
-                channel_vars={"USER_INPUT": said},
-            )
-            await chan.wait_left_stasis(settings.ai_turn_timeout_seconds + 10)
-            variables = {op[1]: op[2] for op in chan.operations if op[0] == "setvar"}
-            print(f"  caller said:   {said}")
-            print(f"  caller hears:  {variables.get('AI_RESPONSE', '')}")
-            for name in ("AI_STATUS", "AI_ERROR"):
-                print(f"  {name + ':':<14} {variables.get(name, '')}")
-            print(f"  then:          {' -> '.join(op[0] for op in chan.operations if op[0] != 'setvar')}")
-            if variables.get("AI_STATUS") != "OK":
-                exit_code = 1
-        await app.state.gateway.call_log.flush()
-        calls = await _recent_turn_records(app)
-        if calls:
-            print("\nCall log (last turn):")
-            print(json.dumps(calls, indent=2, default=str))
-        if args.keep_running:
-            print(f"\nRunning; open http://127.0.0.1:{gateway_port}/ui and log in {login_note}.")
-            print("Press Ctrl-C to stop.", flush=True)
-            await asyncio.Event().wait()
-    finally:
-        await _stop_server(gateway_server, gateway_task)
-        await _stop_server(tool_server, tool_task)
-        await fake_ari.stop()
-        if offline is not None:
-            await offline.stop()
-    return exit_code
-
-
-async def _recent_turn_records(app: Any) -> dict[str, Any]:
-    from sqlalchemy import select
-
-    from app.models import Turn
-
-    async with app.state.gateway.session_factory() as session:
-        turn = (await session.scalars(select(Turn).order_by(Turn.id.desc()).limit(1))).first()
-        if turn is None:
-            return {}
-        return {
-            "status": turn.status,
-            "model": turn.model,
-            "latency_ms": turn.latency_ms,
-            "llm_latency_ms": turn.llm_latency_ms,
-            "tool_calls": [
-                {k: c.get(k) for k in ("name", "args", "outcome", "status_code", "latency_ms")}
-                for c in turn.tool_calls
-            ],
-            "token_usage": turn.token_usage,
-        }
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `ai-gateway` command."""
     parser = argparse.ArgumentParser(prog="ai-gateway", description=__doc__.splitlines()[0])
@@ -329,6 +132,11 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--port", type=int, default=0, help="port for the gateway's HTTP server")
     demo.add_argument("--keep-running", action="store_true", help="keep the gateway up after the call")
     demo.add_argument("--verbose", action="store_true", help="show the gateway's INFO logs")
+    demo.add_argument(
+        "--voice", action="store_true", help="a voice call (AI_MODE=voice): a synthetic caller speaks"
+    )
+    demo.add_argument("--codec", choices=["ulaw", "slin16"], default="slin16", help="voice: the media codec")
+    demo.add_argument("--wav", default=None, help="voice: where to write the call's WAV")
     args = parser.parse_args(argv)
     if args.command == "serve":
         _serve(args)
@@ -336,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(asyncio.run(_migrate()))
     else:
         with contextlib.suppress(KeyboardInterrupt):
-            sys.exit(asyncio.run(_demo(args)))
+            from app.demo import run_demo
+
+            sys.exit(asyncio.run(run_demo(args)))
 
 
 if __name__ == "__main__":

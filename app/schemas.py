@@ -477,6 +477,26 @@ class ProviderStatus(BaseModel):
     env: list[str] = Field(description="The environment variables that configure it.")
 
 
+class VoiceStatusRead(BaseModel):
+    """Voice mode (``AI_MODE=voice``): the media WebSocket, the Asterisk version check, defaults."""
+
+    connection_type: Literal["client", "server"] = Field(
+        description="`client`: Asterisk connects to our media listener; `server`: we connect to Asterisk."
+    )
+    media: str = Field(description="The media side in a sentence, e.g. `listening on 0.0.0.0:8765 (/media)`.")
+    media_ok: bool = Field(description="False when the media listener (client mode) is not running.")
+    listen_port: int | None = Field(default=None, description="The media listener's TCP port (client mode).")
+    asterisk_version: str = Field(description="As the connected Asterisk reports it; '' before the check.")
+    supported: bool | None = Field(
+        description="Whether that Asterisk has voice mode's media protocol (20.18, 22.8, 23.2 or newer); "
+        "null when unknown."
+    )
+    detail: str = Field(description="The version check in a sentence.")
+    codec: str = Field(description="`ulaw` (8 kHz) or `slin16` (16 kHz), `VOICE_CODEC`.")
+    stt_provider: str = Field(description="Default speech-to-text provider (`VOICE_STT_PROVIDER`).")
+    tts_provider: str = Field(description="Default text-to-speech provider (`VOICE_TTS_PROVIDER`).")
+
+
 class StatusRead(BaseModel):
     """Everything an operator checks first."""
 
@@ -487,6 +507,7 @@ class StatusRead(BaseModel):
     providers: list[ProviderStatus]
     default_model: str
     fallback_model: str | None
+    voice: VoiceStatusRead | None = Field(default=None, description="Null when voice mode is not running.")
 
 
 class HealthRead(BaseModel):

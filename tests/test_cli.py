@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import warnings
+import wave
 from pathlib import Path
 
 import pytest
 
 from app import __version__
 from app.cli import main
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -98,3 +105,43 @@ def test_bootstrap_never_names_a_package_index() -> None:
     assert "--index-url" not in text and "--extra-index-url" not in text
     assert "python3 -m pip install" not in text, "Poetry must not go into the system interpreter"
     assert os.access(REPO / "scripts" / "bootstrap", os.R_OK)
+
+
+@pytest.mark.slow
+def test_demo_voice_offline_prints_the_conversation_and_writes_the_call_as_wav(
+    redis_prefix: str, tmp_path: Path
+) -> None:
+    """`ai-gateway demo --voice` with no key: espeak-ng caller, pocketsphinx, offline model, espeak-ng."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(PYTHONPATH=str(REPO), REDIS_KEY_PREFIX=redis_prefix)
+    wav_path = tmp_path / "call.wav"
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "demo", "--voice", "--wav", str(wav_path)],
+        cwd=tmp_path,  # no .env of the repository: no key, the offline engines
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr[-3000:]
+    assert "STT pocketsphinx (offline, low accuracy); TTS espeak-ng (offline)" in out
+    assert "agent:        Hello, this is the Example Shop order line. How can I help?" in out
+    assert "caller said:  Where is order four two" in out
+    # The recognised words reached the model, which called the tool with the order number.
+    assert re.search(r"STT heard:    \S.*", out), out
+    assert "tool call:    check_order({'order_id': '42'}) -> ok 200" in out
+    assert 'The tool check_order returned: {"order_id":"42","status":"shipped"' in out
+    assert re.search(r"latencies:    llm first sentence \d+ ms", out), out
+    assert "Dialplan gets: AI_STATUS=OK AI_END_REASON=agent_ended AI_TURNS=2" in out
+    assert f"Recording (both sides, 16 kHz WAV): {wav_path}" in out
+    with wave.open(str(wav_path), "rb") as w:
+        rate, pcm = w.getframerate(), w.readframes(w.getnframes())
+    seconds = len(pcm) / 2 / rate
+    assert rate == 16000 and seconds > 6, seconds
+    # Not silent: loud 100 ms windows cover the greeting, both caller lines and the answers.
+    windows = [pcm[i : i + 3200] for i in range(0, len(pcm), 3200)]
+    loud = sum(1 for chunk in windows if audioop.rms(chunk, 2) > 300)
+    assert loud * 0.1 > 5, f"only {loud * 0.1:.1f} s of sound in {seconds:.1f} s"

@@ -95,6 +95,7 @@ class FakeVoiceServer:
                 Route("/v1/audio/speech", self._speech, methods=["POST"]),
                 WebSocketRoute("/v1/listen", self._listen),
                 WebSocketRoute("/v1/speak", self._speak),
+                Route("/v1/speak", self._speak_rest, methods=["POST"]),
             ]
         )
 
@@ -308,6 +309,24 @@ class FakeVoiceServer:
             return
         session = SpeakSession(self, ws, record)
         await session.run()
+
+    async def _speak_rest(self, http: Request) -> Response:
+        """Deepgram Aura REST: ``POST /v1/speak?model=&encoding=linear16&sample_rate=&container=none``.
+
+        Body ``{"text": …}``; answers the whole utterance as raw s16le at ``sample_rate``.
+        Source: https://developers.deepgram.com/reference/text-to-speech/speak-request
+        """
+        record = self._record("speak", dict(http.query_params))
+        if not http.headers.get("authorization", "").lower().startswith("token "):
+            return JSONResponse({"err_code": "INVALID_AUTH"}, status_code=401)
+        record.text = str(orjson.loads(await http.body()).get("text", ""))
+        if self.fault_for("speak") is Fault.ERROR:
+            return JSONResponse({"err_code": "INTERNAL"}, status_code=500)
+        if http.query_params.get("encoding", "linear16") != "linear16" or not record.text:
+            return JSONResponse({"err_code": "UNSUPPORTED"}, status_code=400)
+        rate_hz = int(http.query_params.get("sample_rate", "24000"))
+        await self.pause(self.tts_first_byte_ms / 1000.0)
+        return Response(await asynthesize(record.text, sample_rate_hz=rate_hz), media_type="audio/l16")
 
 
 def _openai_error(status: int, message: str, kind: str) -> JSONResponse:

@@ -4,6 +4,7 @@ and a voice call's timeline in the call detail."""
 from __future__ import annotations
 
 import io
+import warnings
 import wave
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
@@ -17,8 +18,14 @@ from app.core.config import Settings
 from app.services.domain import CallContext, TurnOutcome, TurnStatus
 from app.services.providers.base import Capability, Provider, ProviderSettings
 from app.services.providers.registry import ProviderRegistry
+from app.testing.fake_voice import FakeVoiceServer
+from app.testing.voice_model import Fault
 from tests.api.conftest import make_client
 from tests.conftest import run_gateway, state_of
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
 
 VOICE = {
     "default_mode": "voice",
@@ -323,3 +330,92 @@ async def test_voice_sample_without_a_tts_provider_uses_the_gateways(
             "sample_rate_hz": 8000,
         }
     ]
+
+
+@pytest.fixture
+async def voice_vendor() -> AsyncIterator[FakeVoiceServer]:
+    """OpenAI speech and Deepgram Aura (REST) on loopback."""
+    async with FakeVoiceServer() as server:
+        yield server
+
+
+def _vendor_registry(vendor: FakeVoiceServer, **openai: Any) -> ProviderRegistry:
+    """The real TTS providers, OpenAI and Deepgram pointed at the stand-in."""
+    return ProviderRegistry.builtin(
+        overrides={
+            "tts:openai": {"openai_base_url": vendor.openai_base_url, **openai},
+            "tts:deepgram": {"deepgram_api_key": "dg-test-key", "deepgram_base_url": vendor.base_url},
+        }
+    )
+
+
+async def _sample(
+    client: httpx.AsyncClient, app: FastAPI, registry: ProviderRegistry, voice: dict[str, Any]
+) -> httpx.Response:
+    app.dependency_overrides[get_providers] = lambda: registry
+    created = await client.post(
+        "/api/v1/prompts",
+        json={"name": f"p-{voice['tts_provider']}", "content": "Help.", "voice": voice},
+    )
+    assert created.status_code == 201, created.text
+    return await client.post(f"/api/v1/prompts/{created.json()['id']}/voice-sample")
+
+
+def _speech_seconds(wav_bytes: bytes) -> float:
+    """Seconds of sound (100 ms windows louder than RMS 300) in an 8 kHz 16-bit mono WAV."""
+    with wave.open(io.BytesIO(wav_bytes)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 8000)
+        pcm = wav.readframes(wav.getnframes())
+    windows = [pcm[i : i + 1600] for i in range(0, len(pcm), 1600)]
+    return 0.1 * sum(1 for w in windows if audioop.rms(w, 2) > 300)
+
+
+@pytest.mark.slow
+async def test_espeak_voice_sample_is_speech_at_the_call_rate(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    registry = ProviderRegistry.builtin()
+    voice = {"greeting": "Thanks for calling Acme, how can I help?", "tts_provider": "espeak"}
+    response = await _sample(client, app, registry, voice)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/wav"
+    assert _speech_seconds(response.content) > 1.0
+
+
+@pytest.mark.slow
+async def test_openai_and_deepgram_voice_samples_come_from_their_apis(
+    client: httpx.AsyncClient, app: FastAPI, voice_vendor: FakeVoiceServer
+) -> None:
+    registry = _vendor_registry(voice_vendor, openai_api_key="sk-test-sample-0000000000000000")
+    greeting = "Thanks for calling Acme."
+    openai = await _sample(
+        client, app, registry, {"greeting": greeting, "tts_provider": "openai", "tts_voice": "nova"}
+    )
+    assert openai.status_code == 200, openai.text
+    assert _speech_seconds(openai.content) > 0.5
+    deepgram = await _sample(client, app, registry, {"greeting": greeting, "tts_provider": "deepgram"})
+    assert deepgram.status_code == 200, deepgram.text
+    assert _speech_seconds(deepgram.content) > 0.5
+    speech, speak = voice_vendor.requests
+    assert (speech.endpoint, speech.text) == ("speech", greeting)
+    assert speech.params["voice"] == "nova" and speech.params["response_format"] == "pcm"
+    assert (speak.endpoint, speak.text) == ("speak", greeting)
+    assert speak.params == {
+        "model": "aura-2-helena-en",
+        "encoding": "linear16",
+        "sample_rate": "8000",
+        "container": "none",
+    }
+
+
+async def test_vendor_voice_sample_says_why_it_cannot_play(
+    client: httpx.AsyncClient, app: FastAPI, voice_vendor: FakeVoiceServer
+) -> None:
+    registry = _vendor_registry(voice_vendor, openai_api_key=None)
+    no_key = await _sample(client, app, registry, {"tts_provider": "openai"})
+    assert no_key.status_code == 503
+    assert no_key.json()["error"]["message"] == "TTS provider 'openai': OPENAI_API_KEY is not set"
+    voice_vendor.fail("speak", Fault.ERROR)
+    down = await _sample(client, app, registry, {"tts_provider": "deepgram"})
+    assert down.status_code == 503
+    assert down.json()["error"]["message"] == "TTS provider 'deepgram': Deepgram speak answered HTTP 500"

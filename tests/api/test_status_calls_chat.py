@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -260,3 +261,65 @@ async def test_metrics_expose_turns_and_tool_calls(
         assert name in text, name
     assert 'aigw_turns_total{model="openai:gpt-4o-mini",status="OK"} 1.0' in text
     assert 'tool="check_order"' in text
+
+
+async def _voice_status(c: httpx.AsyncClient) -> dict[str, Any]:
+    """`/api/v1/status`'s voice line, once the Asterisk version check has run."""
+    for _ in range(100):
+        voice: dict[str, Any] = (await c.get("/api/v1/status")).json()["voice"]
+        if voice["asterisk_version"]:
+            return voice
+        await asyncio.sleep(0.05)
+    raise AssertionError("the Asterisk version was never checked")
+
+
+async def test_status_and_dashboard_show_the_media_listener_and_a_supported_asterisk(
+    api_settings: Callable[..., Settings], fake_ari: FakeAriServer
+) -> None:
+    assert fake_ari.asterisk_version == "23.4.0"
+    settings = api_settings(ari_enabled=True, voice_stt_provider="openai", voice_codec="slin16")
+    async with run_gateway(settings, fake_ari) as app, make_client(app) as c:
+        voice = await _voice_status(c)
+        port = state_of(app).voice.listener.port  # type: ignore[union-attr]
+        assert voice == {
+            "connection_type": "client",
+            "media": f"client mode: listening on 127.0.0.1:{port} (/media)",
+            "media_ok": True,
+            "listen_port": port,
+            "asterisk_version": "23.4.0",
+            "supported": True,
+            "detail": "Asterisk 23.4.0: voice mode available",
+            "codec": "slin16",
+            "stt_provider": "openai",
+            "tts_provider": "espeak",
+        }
+        dashboard = (await c.get("/ui")).text
+        assert "Voice mode" in dashboard and "Ready" in dashboard
+        assert "Asterisk 23.4.0: voice mode available" in dashboard
+        assert "STT openai · TTS espeak · slin16" in dashboard
+
+
+async def test_status_says_voice_mode_needs_a_newer_asterisk_in_server_mode(
+    api_settings: Callable[..., Settings],
+) -> None:
+    async with FakeAriServer(asterisk_version="22.5.0") as pbx:
+        settings = api_settings(
+            ari_enabled=True,
+            asterisk_ari_url=pbx.base_url,
+            asterisk_ari_username=pbx.username,
+            asterisk_ari_password=pbx.password,
+            voice_media_connection_type="server",
+            voice_server_media_url="ws://pbx.example:8088",
+        )
+        async with run_gateway(settings, pbx) as app, make_client(app) as c:
+            voice = await _voice_status(c)
+            assert voice["media"] == "server mode: connects to ws://pbx.example:8088/media/<connection id>"
+            assert (voice["media_ok"], voice["listen_port"], voice["supported"]) == (True, None, False)
+            assert voice["detail"] == (
+                "Asterisk 22.5.0 is too old: voice mode needs Asterisk 20.18, 22.8 or 23.2 (or newer)"
+            )
+            assert "Too old" in (await c.get("/ui")).text
+
+
+async def test_status_has_no_voice_line_without_ari(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/v1/status")).json()["voice"] is None

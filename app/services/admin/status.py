@@ -1,4 +1,4 @@
-"""Health, readiness and status probes: database, Redis, ARI, LLM providers, version."""
+"""Health, readiness and status probes: database, Redis, ARI, LLM providers, voice mode, version."""
 
 from __future__ import annotations
 
@@ -11,12 +11,21 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import __version__
-from app.schemas import AriStatusRead, ComponentStatus, ProviderStatus, ReadinessRead, StatusRead
+from app.schemas import (
+    AriStatusRead,
+    ComponentStatus,
+    ProviderStatus,
+    ReadinessRead,
+    StatusRead,
+    VoiceStatusRead,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from app.core.config import Settings
     from app.services.gateway import GatewayState
+    from app.services.media.setup import Voice
     from app.services.telephony.event_source import AriEventStream
 
 #: Longest wait for one reachability probe, in seconds (health checks must be cheap).
@@ -61,6 +70,43 @@ def ari_status(events: AriEventStream | None) -> AriStatusRead:
     return AriStatusRead.model_validate({"enabled": True, **events.status()})
 
 
+def voice_status(voice: Voice | None, settings: Settings) -> VoiceStatusRead | None:
+    """Voice mode's line: media listener or server mode, Asterisk version check, defaults.
+
+    Args:
+        voice: what the lifespan keeps for voice mode (None: not running).
+        settings: ``VOICE_*``.
+    """
+    if voice is None:
+        return None
+    port: int | None = None
+    if settings.voice_media_connection_type == "server":
+        media, media_ok = f"server mode: connects to {settings.voice_media_url}/media/<connection id>", True
+    elif voice.listener is None:
+        media = (
+            f"client mode: the media listener could not bind "
+            f"{settings.voice_media_listen_host}:{settings.voice_media_listen_port}"
+        )
+        media_ok = False
+    else:
+        port = voice.listener.port
+        media = f"client mode: listening on {settings.voice_media_listen_host}:{port} (/media)"
+        media_ok = True
+    support = voice.support
+    return VoiceStatusRead(
+        connection_type=settings.voice_media_connection_type,
+        media=media,
+        media_ok=media_ok,
+        listen_port=port,
+        asterisk_version=support.asterisk_version,
+        supported=support.supported,
+        detail=support.detail,
+        codec=settings.voice_codec,
+        stt_provider=settings.voice_stt_provider,
+        tts_provider=settings.voice_tts_provider,
+    )
+
+
 async def gateway_status(gateway: GatewayState) -> StatusRead:
     """ARI, Redis, database, LLM providers (key present or not, never the key) and version."""
     settings = gateway.settings
@@ -84,6 +130,7 @@ async def gateway_status(gateway: GatewayState) -> StatusRead:
         providers=providers,
         default_model=settings.default_ai_model,
         fallback_model=settings.fallback_ai_model,
+        voice=voice_status(gateway.voice, settings),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pocketsphinx  # type: ignore[import-untyped]
 from pipecat.audio.utils import create_file_resampler
 from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
@@ -41,6 +42,9 @@ class PocketsphinxSTTService(SegmentedSTTService):
     """
 
     def __init__(self, *, sample_rate: int, language: Language = Language.EN_US, **kwargs: Any) -> None:
+        # pipecat's own default, stated so it does not warn: one segment decodes well within 1 s.
+        kwargs.setdefault("ttfs_p99_latency", 1.0)
+        kwargs.setdefault("settings", STTSettings(model="pocketsphinx-en-us", language=str(language.value)))
         super().__init__(sample_rate=sample_rate, **kwargs)
         self._language = language
         self._decoder: Any = None

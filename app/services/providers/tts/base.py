@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from app.services.providers.base import Capability, ProviderNotConfigured
+from app.services.providers.base import Capability, ProviderError, ProviderNotConfigured
 from app.services.providers.voice import VoiceProvider
 
 if TYPE_CHECKING:
@@ -66,3 +66,45 @@ class TTSProvider(VoiceProvider):
     def build_service(self, *, voice: str, sample_rate_hz: int, language: str | None) -> TTSService:
         """Build the vendor's pipecat service (called by `create_service`, defaults applied)."""
         raise NotImplementedError
+
+    async def synthesize(self, text: str, *, voice: str | None, sample_rate_hz: int) -> bytes:
+        """Speak `text` outside a call, e.g. the prompt page's voice sample.
+
+        Args:
+            text: what to say (a sentence or two).
+            voice: vendor voice name; None means `voice()`.
+            sample_rate_hz: rate of the audio returned, in Hz (8000: a ulaw call).
+
+        Returns:
+            The whole utterance as 16-bit mono little-endian PCM (s16le) at `sample_rate_hz`.
+
+        Raises:
+            ProviderNotConfigured: a key or binary is missing.
+            ProviderError: the vendor failed, or this provider cannot speak outside a call.
+        """
+        reason = self.unconfigured_reason()
+        if reason is not None:
+            raise ProviderNotConfigured(reason)
+        return await self.synthesize_pcm(text, voice=voice or self.voice(), sample_rate_hz=sample_rate_hz)
+
+    async def synthesize_pcm(self, text: str, *, voice: str, sample_rate_hz: int) -> bytes:
+        """The provider's own one-shot synthesis (called by `synthesize`, defaults applied)."""
+        raise ProviderError(f"{self.capability} provider '{self.name}' cannot speak outside a call")
+
+
+def resample_pcm(pcm: bytes, from_hz: int, to_hz: int) -> bytes:
+    """Resample a whole utterance of s16le mono PCM with soxr (the library pipecat uses).
+
+    Args:
+        pcm: 16-bit mono little-endian samples at `from_hz`.
+        from_hz: source rate, in Hz.
+        to_hz: wanted rate, in Hz.
+    """
+    if from_hz == to_hz or not pcm:
+        return pcm
+    import numpy as np
+    import soxr  # type: ignore[import-untyped]
+
+    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype=np.int16)
+    out = soxr.resample(samples, from_hz, to_hz)
+    return bytes(np.asarray(out, dtype=np.int16).tobytes())

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from app.services.providers.base import import_sdk
+import httpx
+
+from app.services.providers.base import ProviderError, import_sdk
 from app.services.providers.registry import register
 from app.services.providers.stt.deepgram import DeepgramSettings
 from app.services.providers.tts.base import TTSProvider
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
 
 #: Aura's default WebSocket endpoint.
 DEEPGRAM_WS_URL = "wss://api.deepgram.com"
+#: Aura's default REST endpoint (one-shot speech, e.g. the prompt page's voice sample).
+DEEPGRAM_HTTP_URL = "https://api.deepgram.com"
+#: Longest wait for a one-shot speech request, in s.
+SPEAK_REQUEST_TIMEOUT_S = 10.0
 
 
 def websocket_base_url(base_url: str | None) -> str:
@@ -71,3 +77,31 @@ class DeepgramTTSProvider(TTSProvider):
             settings=tts.DeepgramTTSService.Settings(voice=voice),
         )
         return service
+
+    async def synthesize_pcm(self, text: str, *, voice: str, sample_rate_hz: int) -> bytes:
+        """One ``POST /v1/speak`` (REST, ``encoding=linear16``, ``container=none``) at `sample_rate_hz`.
+
+        Source: https://developers.deepgram.com/reference/text-to-speech/speak-request
+
+        Raises:
+            ProviderError: the request failed, timed out or was refused.
+        """
+        key = self.settings.deepgram_api_key
+        base = (self.settings.deepgram_base_url or DEEPGRAM_HTTP_URL).rstrip("/")
+        params = {
+            "model": voice,
+            "encoding": "linear16",
+            "sample_rate": str(sample_rate_hz),
+            "container": "none",
+        }
+        headers = {"Authorization": f"Token {key.get_secret_value() if key else ''}"}
+        try:
+            async with httpx.AsyncClient(timeout=SPEAK_REQUEST_TIMEOUT_S) as client:
+                response = await client.post(
+                    f"{base}/v1/speak", params=params, headers=headers, json={"text": text}
+                )
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"Deepgram speak failed: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise ProviderError(f"Deepgram speak answered HTTP {response.status_code}")
+        return response.content

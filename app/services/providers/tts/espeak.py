@@ -7,15 +7,19 @@ tests. The pipecat service is `EspeakTTSService` in
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from typing import TYPE_CHECKING, ClassVar
 
-from app.services.providers.base import ProviderSettings, import_sdk
+from app.services.providers.base import ProviderError, ProviderSettings, import_sdk
 from app.services.providers.registry import register
-from app.services.providers.tts.base import TTSProvider
+from app.services.providers.tts.base import TTSProvider, resample_pcm
 
 if TYPE_CHECKING:
     from pipecat.services.tts_service import TTSService
+
+#: Size of the WAV header espeak-ng writes on ``--stdout``, in bytes (rate at bytes 24-27).
+WAV_HEADER_BYTES = 44
 
 
 class EspeakSettings(ProviderSettings):
@@ -59,3 +63,30 @@ class EspeakTTSProvider(TTSProvider):
             voice=voice,
             words_per_minute=self.settings.espeak_words_per_minute,
         )
+
+    async def synthesize_pcm(self, text: str, *, voice: str, sample_rate_hz: int) -> bytes:
+        """One ``espeak-ng --stdout`` run (text on stdin), resampled to `sample_rate_hz`.
+
+        Raises:
+            ProviderError: espeak-ng could not start, failed, or wrote no audio.
+        """
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self.settings.espeak_binary,
+                "--stdout",
+                "-v",
+                voice,
+                "-s",
+                str(self.settings.espeak_words_per_minute),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise ProviderError(f"espeak-ng could not start: {exc}") from exc
+        wav, err = await process.communicate(text.encode("utf-8") + b"\n")
+        if process.returncode != 0 or len(wav) <= WAV_HEADER_BYTES or wav[:4] != b"RIFF":
+            detail = err.decode("utf-8", "replace").strip()[:200]
+            raise ProviderError(f"espeak-ng exited with status {process.returncode}: {detail}")
+        rate_hz = int.from_bytes(wav[24:28], "little")
+        return resample_pcm(wav[WAV_HEADER_BYTES:], rate_hz, sample_rate_hz)

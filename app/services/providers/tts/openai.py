@@ -8,13 +8,13 @@ Source: https://platform.openai.com/docs/api-reference/audio/createSpeech
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
 
-from app.services.providers.base import ProviderSettings, import_sdk
+from app.services.providers.base import ProviderError, ProviderSettings, import_sdk
 from app.services.providers.registry import register
-from app.services.providers.tts.base import TTSProvider
+from app.services.providers.tts.base import TTSProvider, resample_pcm
 
 if TYPE_CHECKING:
     from pipecat.services.tts_service import TTSService
@@ -71,3 +71,28 @@ class OpenAITTSProvider(TTSProvider):
             max_retries=0, timeout=self.settings.openai_audio_timeout_seconds
         )
         return service
+
+    async def synthesize_pcm(self, text: str, *, voice: str, sample_rate_hz: int) -> bytes:
+        """One ``POST /v1/audio/speech`` (``response_format=pcm``, 24 kHz), resampled to `sample_rate_hz`.
+
+        Raises:
+            ProviderError: the request failed or timed out (no retries).
+        """
+        openai: Any = import_sdk("openai", "openai")
+        key = self.settings.openai_api_key
+        client = openai.AsyncOpenAI(
+            api_key=key.get_secret_value() if key else None,
+            base_url=self.settings.openai_base_url or None,
+            max_retries=0,
+            timeout=self.settings.openai_audio_timeout_seconds,
+        )
+        try:
+            response = await client.audio.speech.create(
+                model=self.settings.openai_tts_model, voice=voice, input=text, response_format="pcm"
+            )
+            pcm = bytes(response.content)
+        except openai.OpenAIError as exc:
+            raise ProviderError(f"OpenAI speech failed: {type(exc).__name__}") from exc
+        finally:
+            await client.close()
+        return resample_pcm(pcm, self.native_sample_rate_hz, sample_rate_hz)
