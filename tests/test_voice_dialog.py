@@ -33,15 +33,16 @@ from tests.voice_utils import (
     voice_gateway,
     voice_settings,
     wait_heard_after,
-    wait_quiet,
 )
 
 pytestmark = pytest.mark.slow
 
 #: The gateway's espeak-ng rate (``EspeakTTSProvider`` default ``-s``), words per minute.
 GATEWAY_WPM = 160
-#: Quiet (s) that separates two things the agent said.
-SEGMENT_QUIET_S = 0.45
+#: Quiet (s) that separates two things the agent said (longer than espeak-ng's pause at a full stop).
+SEGMENT_QUIET_S = 0.7
+#: A greeting without pauses inside, so the end of it is plain to hear.
+GREETING = "How can I help you today?"
 
 
 @pytest.fixture
@@ -78,6 +79,16 @@ def assert_sounds_like(segment: tuple[float, float], text: str) -> None:
     assert abs(heard - expected) <= max(0.35 * expected, 0.3), (
         f"heard {heard:.2f} s, but {text!r} takes {expected:.2f} s"
     )
+
+
+async def wait_said(caller: FakeCaller, moment: float, timeout: float = 15.0) -> tuple[float, float]:
+    """Wait until the agent said something after `moment` and then kept quiet; its segment (s)."""
+    started = await wait_heard_after(caller, moment, timeout)
+    while True:
+        heard = segments(caller.recording, started)
+        if heard and now() - heard[0][1] > SEGMENT_QUIET_S:
+            return heard[0]
+        await asyncio.sleep(0.05)
 
 
 def now() -> float:
@@ -167,20 +178,18 @@ async def test_dtmf_digits_pressed_together_reach_the_model_as_one_message(
         await voice_prompt(app, greeting="Press one for billing.", dtmf_pause_ms=pause_ms)
         fake_llm.script("[caller pressed 1 2]", [TextReply(answer)])
         chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-dtmf")
-        greeting_at = await caller.wait_for_agent_audio(10)
-        await wait_quiet(caller, greeting_at)
+        await wait_said(caller, 0.0)
 
         await caller.press("1")
         await caller.press("2")
         pressed_at = now()
         await asyncio.sleep(pause_ms / 1000 * 0.6)
         assert fake_llm.requests == [], "the digits went to the model before the pause ended"
-        answer_at = await wait_heard_after(caller, pressed_at)
-        await wait_quiet(caller, answer_at)
+        heard = await wait_said(caller, pressed_at)
 
         assert [r.last_user_text for r in fake_llm.requests] == ["[caller pressed 1 2]"]
-        assert answer_at - pressed_at >= pause_ms / 1000
-        assert_sounds_like(segments(caller.recording, pressed_at)[0], answer)
+        assert heard[0] - pressed_at >= pause_ms / 1000
+        assert_sounds_like(heard, answer)
         # The call goes on: nothing was handed back to the dialplan.
         assert chan.continued_count == 0
         await caller.hangup()
@@ -217,12 +226,11 @@ async def test_transfer_refuses_an_unlisted_target_then_continues_at_the_dialpla
         await asyncio.sleep(1.0)  # media up; no greeting
 
         said_at = await caller.say("put me through to billing")
-        answer_at = await wait_heard_after(caller, said_at)
-        await wait_quiet(caller, answer_at)
+        heard = await wait_said(caller, said_at)
         # The refusal went back to the model, listing the valid targets; the call goes on.
         refusal = [m for m in fake_llm.requests[1].messages if m.role == "tool"][-1].content
         assert "billing" in refusal and "sales" in refusal and "operator" in refusal
-        assert_sounds_like(segments(caller.recording, said_at)[0], refusal_answer)
+        assert_sounds_like(heard, refusal_answer)
         assert chan.continued_count == 0
 
         left_at: list[float] = []
@@ -310,16 +318,13 @@ async def _one_turn(fake_ari: FakeAriServer, fake_llm: FakeLLMServer, voice: Fak
     voice.script_transcripts([f"{key} where is my order"])
     fake_llm.script(key, [TextReply(answer)])
     chan, caller = await place_voice_call(fake_ari, f"AI_PROMPT_NAME=support,UNIQUEID=voice-{key}")
-    greeting_at = await caller.wait_for_agent_audio(10)
-    await wait_quiet(caller, greeting_at)
+    greeting = await wait_said(caller, 0.0)
     said_at = await caller.say("where is my order")
-    answer_at = await wait_heard_after(caller, said_at)
-    await wait_quiet(caller, answer_at)
-    heard = segments(caller.recording)
-    assert len(heard) == 2, heard
-    assert_sounds_like(heard[0], BASE_VOICE["greeting"])
-    assert_sounds_like(heard[1], answer)
-    assert caller.recording.gaps(start=heard[1][0]) == []
+    heard = await wait_said(caller, said_at)
+    assert segments(caller.recording) == [greeting, heard]
+    assert_sounds_like(greeting, GREETING)
+    assert_sounds_like(heard, answer)
+    assert caller.recording.gaps(start=heard[0]) == []
     assert [r.last_user_text for r in fake_llm.requests] == [f"{key} where is my order"]
     await caller.hangup()
     return chan, caller
@@ -335,7 +340,7 @@ async def test_server_connection_type_holds_a_turn(
         make_settings, fake_llm, voice_vendor, voice_media_connection_type="server"
     )
     async with run_gateway(settings, fake_ari) as app:  # no listener: it dials the fake
-        await voice_prompt(app)
+        await voice_prompt(app, greeting=GREETING)
         chan, _caller = await _one_turn(fake_ari, fake_llm, voice_vendor, "SERVER-M1")
         external = [c for c in fake_ari.channels.values() if c.id.startswith("aigw-media-")]
         assert len(external) == 1
@@ -351,7 +356,7 @@ async def test_slin16_codec_holds_a_turn(
 ) -> None:
     settings = voice_settings(make_settings, fake_llm, voice_vendor, voice_codec="slin16")
     async with voice_gateway(settings, fake_ari) as app:
-        await voice_prompt(app)
+        await voice_prompt(app, greeting=GREETING)
         _chan, caller = await _one_turn(fake_ari, fake_llm, voice_vendor, "SLIN-M2")
     assert {f.format for f in caller.recording.frames} == {"slin16"}
     # 20 ms at 16 kHz, 16-bit: 640 bytes (a short last frame is allowed).
@@ -370,15 +375,15 @@ async def test_second_call_hears_the_cached_greeting_within_200_ms(
 ) -> None:
     settings = voice_settings(make_settings, fake_llm, voice_vendor)
     async with voice_gateway(settings, fake_ari) as app:
-        await voice_prompt(app)
+        await voice_prompt(app, greeting=GREETING)
         started: list[float] = []
         for n in (1, 2):
             placed_at = now()
             chan, caller = await place_voice_call(fake_ari, f"AI_PROMPT_NAME=support,UNIQUEID=voice-greet-{n}")
-            greeting_at = await caller.wait_for_agent_audio(10)
-            await wait_quiet(caller, greeting_at)
-            assert_sounds_like(segments(caller.recording)[0], BASE_VOICE["greeting"])
-            started.append(greeting_at - placed_at)
+            greeting = await wait_said(caller, placed_at)
+            assert segments(caller.recording) == [greeting]
+            assert_sounds_like(greeting, GREETING)
+            started.append(greeting[0] - placed_at)
             await caller.hangup()
             await chan.wait_left_stasis(5)
 
