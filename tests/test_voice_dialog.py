@@ -312,8 +312,10 @@ async def test_maximum_duration_says_goodbye_and_ends(
 # --------------------------------------------------------------------------- media modes
 
 
-async def _one_turn(fake_ari: FakeAriServer, fake_llm: FakeLLMServer, voice: FakeVoiceServer, key: str) -> Any:
-    """Greeting, one question, one answer; returns the caller, the channel and the answer's segment."""
+async def _one_turn(
+    fake_ari: FakeAriServer, fake_llm: FakeLLMServer, voice: FakeVoiceServer, key: str
+) -> tuple[FakeChannel, FakeCaller]:
+    """Greeting, one question, one answer, all heard in full; then the caller hangs up."""
     answer = "Order 42 has shipped."
     voice.script_transcripts([f"{key} where is my order"])
     fake_llm.script(key, [TextReply(answer)])
@@ -327,6 +329,12 @@ async def _one_turn(fake_ari: FakeAriServer, fake_llm: FakeLLMServer, voice: Fak
     assert caller.recording.gaps(start=heard[0]) == []
     assert [r.last_user_text for r in fake_llm.requests] == [f"{key} where is my order"]
     await caller.hangup()
+    # The hang-up ends the session: the bridge and the external channel are removed.
+    for _ in range(100):
+        if not live_bridges(fake_ari):
+            break
+        await asyncio.sleep(0.05)
+    assert live_bridges(fake_ari) == []
     return chan, caller
 
 
@@ -336,12 +344,12 @@ async def test_server_connection_type_holds_a_turn(
     fake_llm: FakeLLMServer,
     voice_vendor: FakeVoiceServer,
 ) -> None:
-    settings = voice_settings(
-        make_settings, fake_llm, voice_vendor, voice_media_connection_type="server"
-    )
-    async with run_gateway(settings, fake_ari) as app:  # no listener: it dials the fake
+    settings = voice_settings(make_settings, fake_llm, voice_vendor, voice_media_connection_type="server")
+    async with run_gateway(settings, fake_ari) as app:
+        voice = state_of(app).voice
+        assert voice is not None and voice.listener is None  # nothing listens: the gateway dials
         await voice_prompt(app, greeting=GREETING)
-        chan, _caller = await _one_turn(fake_ari, fake_llm, voice_vendor, "SERVER-M1")
+        await _one_turn(fake_ari, fake_llm, voice_vendor, "SERVER-M1")
         external = [c for c in fake_ari.channels.values() if c.id.startswith("aigw-media-")]
         assert len(external) == 1
         session = fake_ari.media.session_for(external[0].id)
@@ -379,7 +387,9 @@ async def test_second_call_hears_the_cached_greeting_within_200_ms(
         started: list[float] = []
         for n in (1, 2):
             placed_at = now()
-            chan, caller = await place_voice_call(fake_ari, f"AI_PROMPT_NAME=support,UNIQUEID=voice-greet-{n}")
+            chan, caller = await place_voice_call(
+                fake_ari, f"AI_PROMPT_NAME=support,UNIQUEID=voice-greet-{n}"
+            )
             greeting = await wait_said(caller, placed_at)
             assert segments(caller.recording) == [greeting]
             assert_sounds_like(greeting, GREETING)
