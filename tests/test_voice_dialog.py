@@ -309,6 +309,35 @@ async def test_maximum_duration_says_goodbye_and_ends(
     assert chan.continued_count == 1
 
 
+async def test_maximum_duration_cuts_a_long_answer_off_for_the_goodbye(
+    make_settings: Any,
+    fake_ari: FakeAriServer,
+    fake_llm: FakeLLMServer,
+    voice_vendor: FakeVoiceServer,
+) -> None:
+    goodbye = "Our time is up. Goodbye."
+    long_answer = " ".join(f"Item {n} of your order is a box of blue pencils." for n in range(1, 7))
+    settings = voice_settings(make_settings, fake_llm, voice_vendor)
+    async with voice_gateway(settings, fake_ari) as app:
+        await voice_prompt(app, greeting="", max_duration_s=4, goodbye_text=goodbye)
+        voice_vendor.script_transcripts(["LONG-D1 what is in my order"])
+        fake_llm.script("LONG-D1", [TextReply(long_answer)])
+        placed_at = now()
+        chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-max-long")
+        await asyncio.sleep(0.5)
+        await caller.say("what is in my order")
+        variables = await ended(chan, 20)
+
+    # The answer (about 15 s of speech) is cut off at 4 s, and the goodbye follows at once
+    # (no pause between them): speech ends one goodbye after the maximum duration.
+    heard = segments(caller.recording)
+    ended_at = heard[-1][1] - placed_at
+    assert heard[0][0] - placed_at < 4.0
+    assert 4.0 + spoken_seconds(goodbye) - 0.6 <= ended_at <= 4.0 + spoken_seconds(goodbye) + 1.2
+    assert variables["AI_STATUS"] == "TIMEOUT"
+    assert variables["AI_END_REASON"] == "max_duration"
+
+
 # --------------------------------------------------------------------------- media modes
 
 

@@ -175,7 +175,9 @@ class CallController(FrameProcessor):
                 await self._on_end(self._pending)
             return
         if now - self._started >= self._max_duration_s:
+            # Cut the agent off: its turn, and the audio already queued (FLUSH_MEDIA).
             await self._stage.interrupt()
+            await self.broadcast_interruption()
             self.request_end(EndRequest("max_duration", "TIMEOUT"), v.goodbye_text)
             return
         if self._quiet() and not self._digits and now - self._last_activity >= v.reprompt_after_s:
