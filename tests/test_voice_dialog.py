@@ -195,6 +195,35 @@ async def test_dtmf_digits_pressed_together_reach_the_model_as_one_message(
         await caller.hangup()
 
 
+async def test_a_key_pressed_while_the_agent_speaks_cuts_it_off(
+    make_settings: Any,
+    fake_ari: FakeAriServer,
+    fake_llm: FakeLLMServer,
+    voice_vendor: FakeVoiceServer,
+) -> None:
+    menu = (
+        "Press one for billing, two for orders, or stay on the line to talk to our assistant about anything."
+    )
+    answer = "You chose billing."
+    settings = voice_settings(make_settings, fake_llm, voice_vendor)
+    async with voice_gateway(settings, fake_ari) as app:
+        await voice_prompt(app, greeting=menu, dtmf_pause_ms=1200)
+        fake_llm.script("[caller pressed 1]", [TextReply(answer)])
+        _chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-dtmf-cut")
+        menu_at = await caller.wait_for_agent_audio(10)
+        await asyncio.sleep(max(0.0, menu_at + 1.0 - now()))
+        await caller.press("1")
+        pressed_at = now()
+        heard = await wait_said(caller, pressed_at + 0.8)
+        await caller.hangup()
+
+    # The menu (about 6 s) stops soon after the key (audio is sent up to 300 ms ahead).
+    menu_heard = segments(caller.recording)[0]
+    assert menu_heard[1] - pressed_at <= 0.6, f"menu went on {menu_heard[1] - pressed_at:.2f} s after the key"
+    assert [r.last_user_text for r in fake_llm.requests] == ["[caller pressed 1]"]
+    assert_sounds_like(heard, answer)
+
+
 # --------------------------------------------------------------------------- transfer
 
 TARGETS = [

@@ -6,7 +6,8 @@ who is speaking (`UserStarted/StoppedSpeakingFrame` downstream,
 `TICK_S`:
 
 * **DTMF**: digits are collected until `dtmf_pause_ms` passes without one, then reach the
-  agent as text (``[caller pressed 1 2]``).
+  agent as text (``[caller pressed 1 2]``). With barge-in on, a key pressed while the agent
+  speaks cuts it off at once, as speech would (an IVR menu the caller has already answered).
 * **Silence**: with nobody speaking and no turn running for `reprompt_after_s`, the
   reprompt text is spoken; after `max_reprompts`, the goodbye, then the call ends with
   ``NO_INPUT``.
@@ -142,13 +143,19 @@ class CallController(FrameProcessor):
         elif isinstance(frame, UserStoppedSpeakingFrame):
             self.user_speaking, self._last_activity = False, now
         elif isinstance(frame, InputDTMFFrame):
-            digit = str(frame.button.value)
-            self._digits.append(digit)
-            self._last_digit = self._last_activity = now
-            self.reprompts = 0
-            if self._on_dtmf is not None:
-                self._on_dtmf(digit)
+            await self._on_digit(str(frame.button.value), now)
         await self.push_frame(frame, direction)
+
+    async def _on_digit(self, digit: str, now: float) -> None:
+        """Collect a DTMF digit; a key pressed while the agent speaks cuts it off (with barge-in on)."""
+        self._digits.append(digit)
+        self._last_digit = self._last_activity = now
+        self.reprompts = 0
+        if self._on_dtmf is not None:
+            self._on_dtmf(digit)
+        if self._voice.barge_in and self._pending is None and (self.bot_speaking or self._stage.busy):
+            await self._stage.interrupt()
+            await self.broadcast_interruption()
 
     async def _tick(self) -> None:
         while not self._ended:
