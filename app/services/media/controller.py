@@ -154,8 +154,12 @@ class CallController(FrameProcessor):
         if self._on_dtmf is not None:
             self._on_dtmf(digit)
         if self._voice.barge_in and self._pending is None and (self.bot_speaking or self._stage.busy):
-            await self._stage.interrupt()
-            await self.broadcast_interruption()
+            await self._cut_off()
+
+    async def _cut_off(self) -> None:
+        """Stop the agent: its turn, and the audio already queued (an interruption: FLUSH_MEDIA)."""
+        await self._stage.interrupt()
+        await self.broadcast_interruption()  # type: ignore[no-untyped-call]
 
     async def _tick(self) -> None:
         while not self._ended:
@@ -182,9 +186,7 @@ class CallController(FrameProcessor):
                 await self._on_end(self._pending)
             return
         if now - self._started >= self._max_duration_s:
-            # Cut the agent off: its turn, and the audio already queued (FLUSH_MEDIA).
-            await self._stage.interrupt()
-            await self.broadcast_interruption()
+            await self._cut_off()
             self.request_end(EndRequest("max_duration", "TIMEOUT"), v.goodbye_text)
             return
         if self._quiet() and not self._digits and now - self._last_activity >= v.reprompt_after_s:
