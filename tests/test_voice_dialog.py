@@ -280,6 +280,42 @@ async def test_transfer_refuses_an_unlisted_target_then_continues_at_the_dialpla
     assert live_bridges(fake_ari) == []
 
 
+async def test_a_caller_who_talks_over_the_transfer_sentence_is_not_transferred_later(
+    make_settings: Any,
+    fake_ari: FakeAriServer,
+    fake_llm: FakeLLMServer,
+    voice_vendor: FakeVoiceServer,
+) -> None:
+    closing = "Transferring you to our sales team now. Please stay on the line while I connect you."
+    settings = voice_settings(make_settings, fake_llm, voice_vendor)
+    async with voice_gateway(settings, fake_ari) as app:
+        await voice_prompt(app, greeting="", transfer_targets=TARGETS)
+        voice_vendor.script_transcripts(
+            ["SALES-B1 sales please", "WAIT-B2 no wait one more question", "AGAIN-B3 ok sales then"]
+        )
+        fake_llm.script(
+            "SALES-B1", [ToolCallReply([("transfer_call", {"target": "sales"})]), TextReply(closing)]
+        )
+        fake_llm.script("WAIT-B2", [TextReply("Of course, what is it?")])
+        fake_llm.script(
+            "AGAIN-B3", [ToolCallReply([("transfer_call", {"target": "sales"})]), TextReply("Sales, then.")]
+        )
+        chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-xfer-barge")
+        await asyncio.sleep(1.0)
+        await caller.say("sales please")
+        talked_at = await caller.talk_over("no wait, one more question", after_ms=600)
+        await wait_said(caller, talked_at + 0.5)
+        await asyncio.sleep(1.0)
+        # The caller stopped the transfer: the call goes on after the next answer ...
+        assert chan.continued_count == 0
+        assert chan.in_stasis
+        # ... until the model transfers again, when the caller lets it finish.
+        await caller.say("ok sales then")
+        variables = await ended(chan)
+    assert continued_to(chan) == [{"context": "sales-queue", "extension": "100", "priority": "1"}]
+    assert variables["AI_STATUS"] == "TRANSFER"
+
+
 async def test_transfer_to_an_endpoint_hands_it_to_the_dialplan(
     make_settings: Any,
     fake_ari: FakeAriServer,

@@ -73,6 +73,7 @@ class CallController(FrameProcessor):
         tracker: what the caller has heard (marks).
         on_end: called once with the `EndRequest`, after its last sentence was heard.
         on_dtmf: called with each digit (for the call log timeline).
+        channel_id: the caller's channel (for the log).
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class CallController(FrameProcessor):
         tracker: PlayoutTracker,
         on_end: Callable[[EndRequest], Awaitable[None]],
         on_dtmf: Callable[[str], None] | None = None,
+        channel_id: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -92,6 +94,7 @@ class CallController(FrameProcessor):
         self._tracker = tracker
         self._on_end = on_end
         self._on_dtmf = on_dtmf
+        self._channel_id = channel_id
         self._started = time.monotonic()
         self._last_activity = self._started
         self.bot_speaking = False
@@ -140,11 +143,33 @@ class CallController(FrameProcessor):
             self.bot_speaking, self._last_activity, self._bot_stopped_at = False, now, now
         elif isinstance(frame, UserStartedSpeakingFrame):
             self.user_speaking, self.reprompts = True, 0
+            self._caller_cancels_agent_end()
         elif isinstance(frame, UserStoppedSpeakingFrame):
             self.user_speaking, self._last_activity = False, now
         elif isinstance(frame, InputDTMFFrame):
             await self._on_digit(str(frame.button.value), now)
         await self.push_frame(frame, direction)
+
+    def _caller_cancels_agent_end(self) -> None:
+        """A caller who talks over the agent's closing sentence (barge-in) keeps the call.
+
+        Only an end the agent asked for (``end_call``/``transfer_call``) is dropped, and only
+        while its sentence has not been heard to the end; the model may ask again next turn.
+        Silence, the maximum duration and errors still end the call.
+        """
+        end = self._pending
+        if end is None or end.reason != "agent_ended" or not self._voice.barge_in:
+            return
+        unheard = (
+            self.bot_speaking or bool(self._tracker.pending) or self._bot_stopped_at <= self._pending_since
+        )
+        if unheard:
+            logger.info(
+                "channel=%s caller talked over the closing sentence: %s cancelled",
+                self._channel_id,
+                end.status,
+            )
+            self._pending = None
 
     async def _on_digit(self, digit: str, now: float) -> None:
         """Collect a DTMF digit; a key pressed while the agent speaks cuts it off (with barge-in on)."""
@@ -167,7 +192,7 @@ class CallController(FrameProcessor):
             try:
                 await self._step(time.monotonic())
             except Exception:
-                logger.exception("voice controller step failed")
+                logger.exception("channel=%s voice controller step failed", self._channel_id)
 
     def _quiet(self) -> bool:
         return not (self.bot_speaking or self.user_speaking or self._stage.busy)
