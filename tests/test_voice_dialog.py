@@ -500,3 +500,32 @@ async def test_second_call_hears_the_cached_greeting_within_200_ms(
     assert first >= 0.5, "the first call synthesises the greeting"
     assert second <= 0.2, f"cached greeting heard {second * 1000:.0f} ms after StasisStart"
     assert [r.text for r in voice_vendor.requests if r.endpoint == "speech"] == [GREETING]
+
+
+async def test_a_greeting_cut_short_is_not_cached(
+    make_settings: Any,
+    fake_ari: FakeAriServer,
+    fake_llm: FakeLLMServer,
+    voice_vendor: FakeVoiceServer,
+) -> None:
+    answer = "Hi there, this is the order line assistant, what can I do for you?"
+    voice_vendor.tts_first_byte_ms = 500
+    settings = voice_settings(make_settings, fake_llm, voice_vendor)
+    async with voice_gateway(settings, fake_ari) as app:
+        await voice_prompt(app, greeting=GREETING, tts_provider="openai")
+        voice_vendor.script_transcripts(["HELLO-G1 hello is anybody there"])
+        fake_llm.script("HELLO-G1", [TextReply(answer)])
+        # The first caller talks at once, over the greeting still being synthesised.
+        chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-greet-cut")
+        said_at = await caller.say("hello, is anybody there")
+        await wait_said(caller, said_at)
+        await caller.hangup()
+        await chan.wait_left_stasis(5)
+
+        placed_at = now()
+        chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-greet-next")
+        greeting = await wait_said(caller, placed_at)
+        await caller.hangup()
+
+    # The next caller hears the greeting, whole: not what the first caller was answered.
+    assert_sounds_like(greeting, GREETING, STAND_IN_WPM)
