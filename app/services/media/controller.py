@@ -30,6 +30,7 @@ from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     Frame,
     InputDTMFFrame,
+    InterruptionFrame,
     StartFrame,
     TTSSpeakFrame,
     UserStartedSpeakingFrame,
@@ -143,9 +144,10 @@ class CallController(FrameProcessor):
             self.bot_speaking, self._last_activity, self._bot_stopped_at = False, now, now
         elif isinstance(frame, UserStartedSpeakingFrame):
             self.user_speaking, self.reprompts = True, 0
-            self._caller_cancels_agent_end()
         elif isinstance(frame, UserStoppedSpeakingFrame):
             self.user_speaking, self._last_activity = False, now
+        elif isinstance(frame, InterruptionFrame) and direction is FrameDirection.DOWNSTREAM:
+            self._caller_cancels_agent_end()  # barge-in, before the output transport flushes
         elif isinstance(frame, InputDTMFFrame):
             await self._on_digit(str(frame.button.value), now)
         await self.push_frame(frame, direction)
