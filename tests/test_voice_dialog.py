@@ -1,7 +1,8 @@
 """Voice mode dialogue control: silence, DTMF, transfer, maximum duration, media modes, greeting cache.
 
 Issue 11 tests 3 and 4, the ``server`` connection type, the ``slin16`` codec and the cached
-greeting. As in ``tests/test_voice.py`` the gateway runs for real (pipecat, Silero VAD, our
+greeting, plus what a caller does to them: a key pressed over a menu, talking over the
+transfer sentence, talking before the greeting was synthesised. As in ``tests/test_voice.py`` the gateway runs for real (pipecat, Silero VAD, our
 agent, espeak-ng speech, Redis, the call log) against wire-level stand-ins for Asterisk, the
 LLM and OpenAI's transcription endpoint. Each test asserts what the caller hears (the
 recording: when speech arrives and how long it lasts, compared with espeak-ng speaking the
