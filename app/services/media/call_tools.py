@@ -28,6 +28,14 @@ class CallControlRequest:
     target: TransferTarget | None = None
     reason: str = ""
 
+    def take(self) -> str:
+        """The action asked for in the turn just finished, once (`action` is reset to ``""``).
+
+        `target` stays: it names where a ``TRANSFER`` end sends the caller.
+        """
+        action, self.action = self.action, ""
+        return action
+
 
 def build_call_tools(
     request: CallControlRequest,

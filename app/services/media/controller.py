@@ -6,7 +6,8 @@ who is speaking (`UserStarted/StoppedSpeakingFrame` downstream,
 `TICK_S`:
 
 * **DTMF**: digits are collected until `dtmf_pause_ms` passes without one, then reach the
-  agent as text (``[caller pressed 1 2]``).
+  agent as text (``[caller pressed 1 2]``). With barge-in on, a key pressed while the agent
+  speaks cuts it off at once, as speech would (an IVR menu the caller has already answered).
 * **Silence**: with nobody speaking and no turn running for `reprompt_after_s`, the
   reprompt text is spoken; after `max_reprompts`, the goodbye, then the call ends with
   ``NO_INPUT``.
@@ -29,6 +30,7 @@ from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     Frame,
     InputDTMFFrame,
+    InterruptionFrame,
     StartFrame,
     TTSSpeakFrame,
     UserStartedSpeakingFrame,
@@ -72,6 +74,7 @@ class CallController(FrameProcessor):
         tracker: what the caller has heard (marks).
         on_end: called once with the `EndRequest`, after its last sentence was heard.
         on_dtmf: called with each digit (for the call log timeline).
+        channel_id: the caller's channel (for the log).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class CallController(FrameProcessor):
         tracker: PlayoutTracker,
         on_end: Callable[[EndRequest], Awaitable[None]],
         on_dtmf: Callable[[str], None] | None = None,
+        channel_id: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,6 +95,7 @@ class CallController(FrameProcessor):
         self._tracker = tracker
         self._on_end = on_end
         self._on_dtmf = on_dtmf
+        self._channel_id = channel_id
         self._started = time.monotonic()
         self._last_activity = self._started
         self.bot_speaking = False
@@ -141,14 +146,47 @@ class CallController(FrameProcessor):
             self.user_speaking, self.reprompts = True, 0
         elif isinstance(frame, UserStoppedSpeakingFrame):
             self.user_speaking, self._last_activity = False, now
+        elif isinstance(frame, InterruptionFrame) and direction is FrameDirection.DOWNSTREAM:
+            self._caller_cancels_agent_end()  # barge-in, before the output transport flushes
         elif isinstance(frame, InputDTMFFrame):
-            digit = str(frame.button.value)
-            self._digits.append(digit)
-            self._last_digit = self._last_activity = now
-            self.reprompts = 0
-            if self._on_dtmf is not None:
-                self._on_dtmf(digit)
+            await self._on_digit(str(frame.button.value), now)
         await self.push_frame(frame, direction)
+
+    def _caller_cancels_agent_end(self) -> None:
+        """A caller who talks over the agent's closing sentence (barge-in) keeps the call.
+
+        Only an end the agent asked for (``end_call``/``transfer_call``) is dropped, and only
+        while its sentence has not been heard to the end; the model may ask again next turn.
+        Silence, the maximum duration and errors still end the call.
+        """
+        end = self._pending
+        if end is None or end.reason != "agent_ended" or not self._voice.barge_in:
+            return
+        unheard = (
+            self.bot_speaking or bool(self._tracker.pending) or self._bot_stopped_at <= self._pending_since
+        )
+        if unheard:
+            logger.info(
+                "channel=%s caller talked over the closing sentence: %s cancelled",
+                self._channel_id,
+                end.status,
+            )
+            self._pending = None
+
+    async def _on_digit(self, digit: str, now: float) -> None:
+        """Collect a DTMF digit; a key pressed while the agent speaks cuts it off (with barge-in on)."""
+        self._digits.append(digit)
+        self._last_digit = self._last_activity = now
+        self.reprompts = 0
+        if self._on_dtmf is not None:
+            self._on_dtmf(digit)
+        if self._voice.barge_in and self._pending is None and (self.bot_speaking or self._stage.busy):
+            await self._cut_off()
+
+    async def _cut_off(self) -> None:
+        """Stop the agent: its turn, and the audio already queued (an interruption: FLUSH_MEDIA)."""
+        await self._stage.interrupt()
+        await self.broadcast_interruption()  # type: ignore[no-untyped-call]
 
     async def _tick(self) -> None:
         while not self._ended:
@@ -156,7 +194,7 @@ class CallController(FrameProcessor):
             try:
                 await self._step(time.monotonic())
             except Exception:
-                logger.exception("voice controller step failed")
+                logger.exception("channel=%s voice controller step failed", self._channel_id)
 
     def _quiet(self) -> bool:
         return not (self.bot_speaking or self.user_speaking or self._stage.busy)
@@ -175,7 +213,7 @@ class CallController(FrameProcessor):
                 await self._on_end(self._pending)
             return
         if now - self._started >= self._max_duration_s:
-            await self._stage.interrupt()
+            await self._cut_off()
             self.request_end(EndRequest("max_duration", "TIMEOUT"), v.goodbye_text)
             return
         if self._quiet() and not self._digits and now - self._last_activity >= v.reprompt_after_s:

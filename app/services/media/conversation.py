@@ -131,7 +131,13 @@ class VoiceConversation:
         stage = AgentStage(self._s.turns, self._turn_request, self._turn_done)
         max_s = voice.max_duration_s or config.max_duration_s
         controller = CallController(
-            voice, max_s, stage, self._tracker, self._on_end, on_dtmf=self._timeline.dtmf
+            voice,
+            max_s,
+            stage,
+            self._tracker,
+            self._on_end,
+            on_dtmf=self._timeline.dtmf,
+            channel_id=self._s.channel_id,
         )
         self._controller, self._stage = controller, stage
         key = (prompt.id, prompt.version, tts.name, voice.tts_voice, conn.format.codec)
@@ -218,15 +224,16 @@ class VoiceConversation:
 
     async def _turn_done(self, turn: AgentTurn) -> None:
         self._timeline.turn(turn, self._tracker)
+        action = self._control.take()  # a cut-off turn's end_call/transfer_call is dropped
         if turn.interrupted:
             return
         self._turns += 1
         outcome = turn.outcome
         if outcome is not None and outcome.response:
             self._last_answer = outcome.response
-        if self._control.action == "end":
+        if action == "end":
             self._controller.request_end(EndRequest("agent_ended", "OK"), expect_speech=True)
-        elif self._control.action == "transfer":
+        elif action == "transfer":
             self._controller.request_end(EndRequest("agent_ended", "TRANSFER"), expect_speech=True)
         elif outcome is not None and outcome.status in (TurnStatus.ERROR, TurnStatus.TIMEOUT):
             end = EndRequest("error", outcome.status.value, outcome.error or "")

@@ -25,6 +25,7 @@ from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import (
     Frame,
+    InterruptionFrame,
     TTSAudioRawFrame,
     TTSStoppedFrame,
 )
@@ -51,6 +52,9 @@ from app.services.media.transport import AsteriskMediaTransport
 class GreetingRecorder(FrameProcessor):
     """Captures the first thing text-to-speech says (the greeting) for the cache.
 
+    A greeting interrupted before text-to-speech finished it is not kept (else the next
+    thing said, such as the first answer, would be cached as the greeting).
+
     Args:
         on_recorded: called with the PCM and its sample rate (Hz) when the greeting ends.
     """
@@ -65,7 +69,11 @@ class GreetingRecorder(FrameProcessor):
         """Pass every frame on; keep the greeting's audio."""
         await super().process_frame(frame, direction)
         if self._on_recorded is not None and direction is FrameDirection.DOWNSTREAM:
-            if isinstance(frame, TTSAudioRawFrame):
+            if isinstance(frame, InterruptionFrame):
+                # Cut short (barge-in, DTMF): not a greeting to cache; a later call records it.
+                self._on_recorded = None
+                self._pcm.clear()
+            elif isinstance(frame, TTSAudioRawFrame):
                 self._pcm += frame.audio
                 self._rate = frame.sample_rate
             elif isinstance(frame, TTSStoppedFrame) and self._pcm:
