@@ -62,6 +62,10 @@ MIN_TURN_SECONDS = 0.5
 NO_INPUT_TEXT = "Sorry, I didn't catch that. Could you say it again?"
 
 
+#: Ends an answer the caller cut off (barge-in) in memory, so the model knows the rest went unheard.
+INTERRUPTED_MARKER = "[interrupted by the caller]"
+
+
 def describe_llm_error(exc: BaseException) -> str:
     """A short, secret-free reason for a failed model call (`AI_ERROR`)."""
     status = getattr(exc, "status_code", None) or getattr(exc, "code", None)
@@ -296,6 +300,34 @@ class TurnService:
         except MemoryUnavailable as exc:
             logger.warning("uniqueid=%s memory unavailable (%s): turn not saved", uid, exc)
             await self._memory.release_lock(lock)
+
+    async def record_interruption(self, request: TurnRequest, heard: list[str]) -> None:
+        """Rewrite memory after a barge-in: the answer becomes only what the caller heard.
+
+        The saved answer is `heard` (whole sentences, from the media marks) followed by
+        `INTERRUPTED_MARKER`, which the model sees on the next turn; the message carries
+        ``additional_kwargs={"interrupted": True}``. Never raises: a Redis failure is logged.
+
+        Args:
+            request: the interrupted turn's request (its UNIQUEID and caller words).
+            heard: the sentences of the answer the caller heard, in order.
+        """
+        uid = request.context.uniqueid
+        user_input = clean_text(request.user_input, self._settings.max_user_input_chars)
+        answer = " ".join([*(s.strip() for s in heard if s.strip()), INTERRUPTED_MARKER])
+        try:
+            await self._memory.record_interrupted(
+                uid, user_input, answer, wait_seconds=self._settings.ai_turn_timeout_seconds
+            )
+        except MemoryUnavailable as exc:
+            logger.warning("uniqueid=%s memory unavailable (%s): barge-in not recorded", uid, exc)
+            return
+        logger.info(
+            "uniqueid=%s channel=%s barge-in: memory keeps %d heard sentence(s)",
+            uid,
+            request.context.channel_id,
+            len(heard),
+        )
 
     async def aclose(self, timeout_seconds: float = 5.0) -> None:
         """Wait (up to `timeout_seconds`, s) for history writes still in progress."""

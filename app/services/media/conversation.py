@@ -71,6 +71,7 @@ class VoiceConversation:
         self._timeline = VoiceTimeline()
         self._last_answer = ""
         self._turns = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     def _end(self, end: EndRequest) -> None:
         if not self._ended.done():
@@ -128,7 +129,8 @@ class VoiceConversation:
         tts_service = tts.create_service(  # type: ignore[attr-defined]
             voice=voice.tts_voice, sample_rate_hz=rate, language=voice.tts_language
         )
-        stage = AgentStage(self._s.turns, self._turn_request, self._turn_done)
+        stage = AgentStage(self._s.turns, self._turn_request, self._turn_done, self._tracker)
+        self._tracker.on_flush = self._barged_in
         max_s = voice.max_duration_s or config.max_duration_s
         controller = CallController(
             voice, max_s, stage, self._tracker, self._on_end, on_dtmf=self._timeline.dtmf
@@ -194,6 +196,32 @@ class VoiceConversation:
                 logger.warning("channel=%s pipeline error: %s", self._s.channel_id, frame.error)
 
         return on_error
+
+    def _barged_in(self) -> None:
+        """``FLUSH_MEDIA`` went out: if the latest answer was cut short, rewrite its memory.
+
+        What the caller heard is the turn's sentences whose marks came back before the
+        flush (marks Asterisk confirms after our flush are not counted, so memory errs
+        towards less). The next turn waits for the rewrite (`AgentStage.barrier`).
+        """
+        turn = self._stage.current
+        if turn is None or turn.request is None or turn.cut_off:
+            return
+        heard = self._tracker.heard[turn.heard_from :]
+        said_words = sum(len(s.split()) for s in turn.sentences)
+        if not turn.interrupted and sum(len(s.split()) for s in heard) >= said_words:
+            return  # the whole answer was heard before the caller spoke
+        turn.cut_off = True
+        logger.info(
+            "channel=%s barge-in: caller heard %d of %d sentence(s)",
+            self._s.channel_id,
+            len(heard),
+            len(turn.sentences),
+        )
+        task = asyncio.create_task(self._s.turns.record_interruption(turn.request, heard))
+        self._stage.barrier = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _media_closed(self) -> None:
         self._end(EndRequest("error", "ERROR", "media_closed"))

@@ -48,6 +48,12 @@ from app.services.media.playout import SentenceMarker
 from app.services.media.transport import AsteriskMediaTransport
 
 
+#: Silero VAD's loudness gate (0-1, pipecat's BS.1770 scale). pipecat's default (0.6) rises
+#: over a 400 ms window and alone delays the start of speech by ~80 ms, too slow for a
+#: barge-in within 300 ms; phone speech at normal level passes 0.3 at once.
+VAD_MIN_VOLUME = 0.3
+
+
 class GreetingRecorder(FrameProcessor):
     """Captures the first thing text-to-speech says (the greeting) for the cache.
 
@@ -99,7 +105,11 @@ def build_worker(
     """
     rate = transport.input().sample_rate or 8000
     vad = SileroVADAnalyzer(
-        params=VADParams(start_secs=max(0.05, voice.barge_in_min_speech_ms / 1000.0), stop_secs=0.2)
+        params=VADParams(
+            start_secs=max(0.05, voice.barge_in_min_speech_ms / 1000.0),
+            stop_secs=0.2,
+            min_volume=VAD_MIN_VOLUME,
+        )
     )
     stop: list[Any]
     if smart_turn:
