@@ -9,8 +9,11 @@ dialplan gets (channel variables).
 from __future__ import annotations
 
 import asyncio
+import audioop
 import time
+import wave
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,12 +24,13 @@ from app.services.agent.turns import INTERRUPTED_MARKER
 from app.testing.fake_ari import FakeAriServer
 from app.testing.fake_caller import FakeCaller, read_wav, synthesize
 from app.testing.fake_llm import FakeLLMServer, HangReply, TextReply
-from app.testing.fake_voice import FakeVoiceServer
+from app.testing.fake_voice import FakeVoiceServer, Fault
 from tests.conftest import state_of
 from tests.utils import create_prompt
 from tests.voice_utils import (
     BASE_VOICE,
     final_vars,
+    live_bridges,
     memory_of,
     place_voice_call,
     voice_gateway,
@@ -35,7 +39,9 @@ from tests.voice_utils import (
     wait_quiet,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "speech"
 
 #: A long answer: the caller talks over it during its second sentence.
 LONG_ANSWER = (
@@ -64,9 +70,50 @@ async def _after_greeting(caller: FakeCaller) -> None:
     await wait_quiet(caller, greeting_at)
 
 
+def _external(fake_ari: FakeAriServer, chan_id: str) -> Any:
+    return next(p for p in fake_ari.bridges.peers(chan_id))
+
+
 def _media(fake_ari: FakeAriServer, chan_id: str) -> Any:
-    ext = next(p for p in fake_ari.bridges.peers(chan_id))
-    return fake_ari.media.session_for(ext.id)
+    return fake_ari.media.session_for(_external(fake_ari, chan_id).id)
+
+
+def _speech_head(text: str, ms: int) -> Path:
+    """The first `ms` of voiced audio of `text` (espeak-ng), as a WAV (a cough-length sound)."""
+    pcm, rate = read_wav(synthesize(text))
+    frame = rate * 20 // 1000 * 2
+    start = next(i for i in range(0, len(pcm), frame) if audioop.rms(pcm[i : i + frame], 2) > 500)
+    out = ARTIFACTS / f"head-{ms}ms.wav"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm[start : start + rate * ms // 1000 * 2])
+    return out
+
+
+def _speech_s(caller: FakeCaller, start: float, end: float | None = None) -> float:
+    """Seconds of agent speech the caller heard between `start` and `end` (loop time)."""
+    return sum(f.duration_s for f in caller.recording.speech_frames(start, end))
+
+
+async def _until_silent(caller: FakeCaller, quiet_s: float = 1.0, timeout: float = 20.0) -> None:
+    """Wait until the caller has heard no agent speech for `quiet_s` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        frames = caller.recording.speech_frames()
+        if not frames or loop.time() - frames[-1].time >= quiet_s:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("the agent kept talking")
+
+
+async def _ask(caller: FakeCaller, words: str) -> float:
+    """Say `words`; when the agent's answer is first heard (s)."""
+    await caller.say(words)
+    return await wait_heard_after(caller, asyncio.get_running_loop().time())
 
 
 async def test_barge_in_stops_the_answer_and_memory_keeps_only_what_was_heard(
@@ -90,7 +137,8 @@ async def test_barge_in_stops_the_answer_and_memory_keeps_only_what_was_heard(
         talk_mono = time.monotonic()
         talk_at = await caller.say("wait a moment please")
 
-        # Reply audio stopped reaching the caller within 300 ms of the caller starting to speak.
+        # The agent was audibly speaking when the caller began, and stopped within 300 ms.
+        assert _speech_s(caller, talk_at - 0.2, talk_at) > 0
         stopped_at = caller.recording.audio_stopped_after(talk_at)
         assert stopped_at - talk_at <= 0.3, f"agent kept talking {stopped_at - talk_at:.3f} s"
         flushes = media.command_times_of("FLUSH_MEDIA")
@@ -106,10 +154,217 @@ async def test_barge_in_stops_the_answer_and_memory_keeps_only_what_was_heard(
         history = await memory_of(app, "voice-barge-1")
         answers = [m for m in history if m.type == "ai" and not m.tool_calls]
         cut = answers[0]
-        print("HIST", [(m.type, m.content) for m in history], [(round(t-talk_at,2), c) for t, c in zip(media.command_times, media.commands) if isinstance(c, dict)], media.events_named("MEDIA_MARK_PROCESSED"))
         assert cut.content == f"{LONG_ANSWER[0]} {INTERRUPTED_MARKER}"
         assert cut.additional_kwargs.get("interrupted") is True
         # The model saw the marker on the next turn.
         last = orjson.dumps(fake_llm.requests[-1].raw).decode()
         assert "STOP-B2" in last and INTERRUPTED_MARKER in last and LONG_ANSWER[1] not in last
         await caller.hangup()
+
+
+async def test_barge_in_while_the_model_thinks_cancels_the_model_request(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer, voice_vendor: FakeVoiceServer
+) -> None:
+    settings: Settings = voice_settings(make_settings, fake_llm, voice_vendor)
+    async with voice_gateway(settings, fake_ari) as app:
+        await _prompt(app)
+        voice_vendor.script_transcripts(["SLOW-T1 where is my order", "AGAIN-T2 wait a moment please"])
+        fake_llm.script("SLOW-T1", [HangReply(20, "Too late.")])
+        fake_llm.script("AGAIN-T2", [TextReply("Of course.")])
+        _chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-barge-2")
+        await _after_greeting(caller)
+        await caller.say("where is my order")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while not fake_llm.requests and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        assert fake_llm.requests, "the model was never asked"
+        reply_at = await _ask(caller, "wait a moment please")
+
+        # The hung model request was closed by the gateway; the caller hears the next answer.
+        assert [r.user_texts[-1] for r in fake_llm.disconnected] == ["SLOW-T1 where is my order"]
+        await wait_quiet(caller, reply_at)
+        history = await memory_of(app, "voice-barge-2")
+        assert [(m.type, m.content) for m in history] == [
+            ("human", "SLOW-T1 where is my order"),
+            ("ai", INTERRUPTED_MARKER),
+            ("human", "AGAIN-T2 wait a moment please"),
+            ("ai", "Of course."),
+        ]
+        assert history[1].additional_kwargs.get("interrupted") is True
+        await caller.hangup()
+
+
+async def test_barge_in_off_the_caller_cannot_interrupt(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer, voice_vendor: FakeVoiceServer
+) -> None:
+    settings: Settings = voice_settings(make_settings, fake_llm, voice_vendor)
+    async with voice_gateway(settings, fake_ari) as app:
+        await _prompt(app, barge_in=False)
+        voice_vendor.script_transcripts(["LONG-O1 where is my order"])
+        fake_llm.script("LONG-O1", [TextReply(" ".join(LONG_ANSWER[:2]))])
+        chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-barge-3")
+        await _after_greeting(caller)
+        await asyncio.sleep(1.5)  # muted until the greeting's end is confirmed (its mark)
+        media = _media(fake_ari, chan.id)
+        answer_at = await _ask(caller, "where is my order")
+        await asyncio.sleep(max(0.0, answer_at + 1.0 - asyncio.get_running_loop().time()))
+        talk_at = await caller.say("wait a moment please")
+        await _until_silent(caller)
+
+        # The answer played on to its end: nothing was flushed, memory holds all of it.
+        assert _speech_s(caller, talk_at) > 2.0
+        assert not [t for t in media.command_times_of("FLUSH_MEDIA") if t >= talk_at]
+        history = await memory_of(app, "voice-barge-3")
+        assert [m.content for m in history if m.type == "ai"] == [" ".join(LONG_ANSWER[:2])]
+        assert not any(m.additional_kwargs.get("interrupted") for m in history)
+        await caller.hangup()
+
+
+async def test_a_cough_shorter_than_the_minimum_speech_does_not_interrupt(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer, voice_vendor: FakeVoiceServer
+) -> None:
+    settings: Settings = voice_settings(make_settings, fake_llm, voice_vendor)
+    cough = await asyncio.to_thread(_speech_head, "ahh", 100)
+    async with voice_gateway(settings, fake_ari) as app:
+        await _prompt(app, barge_in_min_speech_ms=300)
+        voice_vendor.script_transcripts(["LONG-C1 where is my order"])
+        fake_llm.script("LONG-C1", [TextReply(" ".join(LONG_ANSWER[:2]))])
+        chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-barge-4")
+        await _after_greeting(caller)
+        media = _media(fake_ari, chan.id)
+        answer_at = await _ask(caller, "where is my order")
+        await asyncio.sleep(max(0.0, answer_at + 1.0 - asyncio.get_running_loop().time()))
+        cough_at = await caller.play(cough)
+        await _until_silent(caller)
+
+        assert _speech_s(caller, cough_at) > 2.0
+        assert not [t for t in media.command_times_of("FLUSH_MEDIA") if t >= cough_at]
+        history = await memory_of(app, "voice-barge-4")
+        assert [m.content for m in history if m.type == "ai"] == [" ".join(LONG_ANSWER[:2])]
+        await caller.hangup()
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+async def test_stt_failure_speaks_the_fallback_and_continues_with_error(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer, voice_vendor: FakeVoiceServer
+) -> None:
+    settings: Settings = voice_settings(make_settings, fake_llm, voice_vendor)
+    async with voice_gateway(settings, fake_ari) as app:
+        await _prompt(app)
+        chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-fail-stt")
+        await _after_greeting(caller)
+        voice_vendor.fail("transcriptions", Fault.ERROR)
+        fallback_at = await _ask(caller, "where is my order")
+
+        await chan.wait_left_stasis(15)
+        variables = final_vars(chan)
+        assert variables["AI_STATUS"] == "ERROR"
+        assert variables["AI_END_REASON"] == "error"
+        assert (variables["AI_ERROR"] or "").startswith("stt_error")
+        # The spoken fallback was heard before the channel went back to the dialplan.
+        assert _speech_s(caller, fallback_at) > 1.0
+        assert [r.endpoint for r in voice_vendor.requests] == ["transcriptions"]
+        assert not fake_llm.requests
+        assert chan.continued_count == 1
+
+
+async def test_tts_down_plays_the_recorded_fallback_and_continues_with_error(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer, voice_vendor: FakeVoiceServer
+) -> None:
+    settings: Settings = voice_settings(make_settings, fake_llm, voice_vendor)
+    async with voice_gateway(settings, fake_ari) as app:
+        await _prompt(app, tts_provider="openai", tts_voice="alloy")
+        voice_vendor.fail("speech", Fault.ERROR)
+        chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-fail-tts")
+
+        await chan.wait_left_stasis(20)
+        variables = final_vars(chan)
+        assert variables["AI_STATUS"] == "ERROR"
+        assert (variables["AI_ERROR"] or "").startswith("tts_error")
+        # The caller heard the recorded prompt through ARI play, not silence.
+        assert [p.media_uri for p in caller.playbacks] == [settings.voice_fallback_sound]
+        assert [r.endpoint for r in voice_vendor.requests] == ["speech"]
+        assert chan.continued_count == 1
+        assert live_bridges(fake_ari) == []
+
+
+async def test_llm_hang_past_the_deadline_speaks_the_fallback_and_ends_with_timeout(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer, voice_vendor: FakeVoiceServer
+) -> None:
+    settings: Settings = voice_settings(make_settings, fake_llm, voice_vendor, ai_turn_timeout_seconds=2.0)
+    async with voice_gateway(settings, fake_ari) as app:
+        await _prompt(app)
+        voice_vendor.script_transcripts(["HANG-F1 where is my order"])
+        fake_llm.script("HANG-F1", [HangReply(30, "Too late.")])
+        chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-fail-llm")
+        await _after_greeting(caller)
+        said_at = await caller.say("where is my order")
+        fallback_at = await wait_heard_after(caller, said_at + 1.0)
+
+        await chan.wait_left_stasis(15)
+        variables = final_vars(chan)
+        # The deadline's own status: TIMEOUT (as text mode), with the fallback as the answer.
+        assert variables["AI_STATUS"] == "TIMEOUT"
+        assert variables["AI_END_REASON"] == "error"
+        assert variables["AI_ERROR"] == "turn_timeout"
+        assert variables["AI_RESPONSE"] == "Sorry, our assistant is unavailable. Transferring you now."
+        # Heard about 2 s after the caller stopped (the deadline), and long enough to be the text.
+        assert 1.5 <= fallback_at - caller.recording.event_times("play_end")[-1] <= 4.0
+        assert _speech_s(caller, fallback_at) > 1.5
+        assert len(fake_llm.disconnected) == 1
+        assert chan.continued_count == 1
+
+
+async def test_media_websocket_dropped_plays_the_recorded_fallback(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer, voice_vendor: FakeVoiceServer
+) -> None:
+    settings: Settings = voice_settings(make_settings, fake_llm, voice_vendor)
+    async with voice_gateway(settings, fake_ari) as app:
+        await _prompt(app)
+        chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-fail-ws")
+        await _after_greeting(caller)
+        ext = _external(fake_ari, chan.id)
+        await fake_ari.media.drop_connection(ext.id)
+
+        await chan.wait_left_stasis(15)
+        variables = final_vars(chan)
+        assert variables["AI_STATUS"] == "ERROR"
+        assert variables["AI_ERROR"] == "media_closed"
+        assert [p.media_uri for p in caller.playbacks] == [settings.voice_fallback_sound]
+        assert live_bridges(fake_ari) == []
+        assert chan.continued_count == 1
+
+
+async def test_caller_hangup_mid_sentence_stops_all_work_and_removes_the_media_path(
+    make_settings: Any, fake_ari: FakeAriServer, fake_llm: FakeLLMServer, voice_vendor: FakeVoiceServer
+) -> None:
+    settings: Settings = voice_settings(make_settings, fake_llm, voice_vendor)
+    # Each sentence's speech takes 0.8 s to start: some are still to synthesise at the hang-up.
+    voice_vendor.tts_first_byte_ms = 800
+    async with voice_gateway(settings, fake_ari) as app:
+        await _prompt(app, tts_provider="openai", tts_voice="alloy")
+        voice_vendor.script_transcripts(["LONG-H1 where is my order"])
+        fake_llm.script("LONG-H1", [TextReply(" ".join(LONG_ANSWER))])
+        chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-fail-hup")
+        await _after_greeting(caller)
+        ext = _external(fake_ari, chan.id)
+        answer_at = await _ask(caller, "where is my order")
+        await asyncio.sleep(max(0.0, answer_at + 0.8 - asyncio.get_running_loop().time()))
+        llm_requests = len(fake_llm.requests)
+        hangup_mono = time.monotonic()
+        await caller.hangup()
+        await asyncio.sleep(3.0)
+
+        # No request reached any provider after the hang-up (give 50 ms for one in flight).
+        assert voice_vendor.requests_after(hangup_mono + 0.05) == []
+        assert len(fake_llm.requests) == llm_requests
+        spoken = {r.text for r in voice_vendor.requests if r.endpoint == "speech"}
+        assert LONG_ANSWER[-1] not in spoken
+        # The bridge and the external channel are gone; the caller's channel was not continued.
+        assert live_bridges(fake_ari) == []
+        assert fake_ari.channels[ext.id].hung_up
+        assert chan.continued_count == 0
+        assert not [op for op in chan.operations if op[0] == "setvar"]

@@ -28,6 +28,7 @@ from pipecat.frames.frames import (
     LLMTextFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.turns.user_mute.always_user_mute_strategy import AlwaysUserMuteStrategy
 
 from app.services.domain import SentenceReady, TurnFinished, TurnOutcome, TurnRequest, TurnRunner
 from app.services.media.playout import PlayoutTracker
@@ -168,3 +169,27 @@ class AgentStage(FrameProcessor):
             raise
         finally:
             await self._on_turn_done(turn)
+
+
+class AgentTalkingMute(AlwaysUserMuteStrategy):
+    """Barge-in off: the caller is muted while the agent thinks or speaks.
+
+    pipecat's `AlwaysUserMuteStrategy` unmutes on ``BotStoppedSpeakingFrame``, which also
+    comes in the pause while text-to-speech prepares the next sentence; a caller talking
+    then would cut the agent off. This one also stays muted while the turn runs and
+    while marks are outstanding (sentences sent but not yet played).
+
+    Args:
+        stage: the agent stage (`AgentStage.busy`).
+        tracker: marks outstanding and when audio last went out.
+    """
+
+    def __init__(self, stage: AgentStage, tracker: PlayoutTracker) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._stage = stage
+        self._tracker = tracker
+
+    async def process_frame(self, frame: Frame) -> bool:
+        """Whether the caller is muted after this frame."""
+        speaking = await super().process_frame(frame)
+        return bool(speaking or self._stage.busy or self._tracker.pending)

@@ -31,7 +31,7 @@ from pipecat.workers.base_worker import WorkerParams
 
 from app.services.agent.catalog import CatalogUnavailable, PromptNotFound
 from app.services.domain import PromptSpec, TurnRequest, TurnStatus, VoiceSettings
-from app.services.media.agent_stage import AgentStage, AgentTurn
+from app.services.media.agent_stage import AgentStage, AgentTalkingMute, AgentTurn
 from app.services.media.call_media import CallMedia, connect_media, teardown
 from app.services.media.call_tools import CallControlRequest, build_call_tools
 from app.services.media.config import VoiceDeps
@@ -152,6 +152,7 @@ class VoiceConversation:
             recorder,
             voice,
             smart_turn=config.smart_turn,
+            mute=AgentTalkingMute(stage, self._tracker),
         )
         worker.event_handler("on_pipeline_error")(self._make_error_handler(stt_service, prompt))
         worker.event_handler("on_pipeline_started")(self._make_greeter(worker, voice, cached))
