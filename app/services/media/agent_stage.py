@@ -8,7 +8,10 @@ downstream at once as an `LLMTextFrame`, so text-to-speech starts on the first s
 
 A barge-in (`InterruptionFrame`) cancels the turn in flight: the model's HTTP request is
 closed and no tool call starts afterwards. pipecat's own conversation context is not used
-for memory: the agent's memory is in Redis, like text mode.
+for memory: the agent's memory is in Redis, like text mode. After a barge-in the
+conversation rewrites that memory to what the caller heard (`TurnRunner.record_interruption`);
+the next turn waits for it (`AgentStage.barrier`). With barge-in off, `AgentTalkingMute`
+keeps the caller muted while the agent thinks or speaks.
 """
 
 from __future__ import annotations

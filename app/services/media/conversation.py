@@ -10,6 +10,11 @@ channel variables for the dialplan:
 (``agent_ended``, ``caller_silent``, ``max_duration``, ``error``), ``AI_TURNS``,
 ``AI_RESPONSE`` (the agent's last answer), ``AI_ERROR``, and ``AI_TRANSFER_TARGET``.
 
+Barge-in: when ``FLUSH_MEDIA`` goes out and the latest answer was cut short, memory keeps
+only the sentences whose marks came back, then ``[interrupted by the caller]``, on an AI
+message flagged ``additional_kwargs={"interrupted": True}`` (whether the turn had already
+been saved in full or was cancelled mid-stream).
+
 Never strand a caller: a failed STT, LLM or media path ends with the spoken fallback text;
 when text-to-speech itself (or the media socket) is down, a recorded Asterisk prompt is
 played through ARI instead. A hang-up cancels the session's tasks: the pipeline stops (no
