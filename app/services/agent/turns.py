@@ -302,28 +302,21 @@ class TurnService:
             await self._memory.release_lock(lock)
 
     async def record_interruption(self, request: TurnRequest, heard: list[str]) -> None:
-        """Rewrite memory after a barge-in: the answer becomes only what the caller heard.
+        """After a barge-in, memory keeps `heard` (sentences, from the media marks) + `INTERRUPTED_MARKER`.
 
-        The saved answer is `heard` (whole sentences, from the media marks) followed by
-        `INTERRUPTED_MARKER`, which the model sees on the next turn; the message carries
-        ``additional_kwargs={"interrupted": True}``. Never raises: a Redis failure is logged.
-
-        Args:
-            request: the interrupted turn's request (its UNIQUEID and caller words).
-            heard: the sentences of the answer the caller heard, in order.
+        The AI message carries ``additional_kwargs={"interrupted": True}``. Never raises.
         """
         uid = request.context.uniqueid
         user_input = clean_text(request.user_input, self._settings.max_user_input_chars)
         answer = " ".join([*(s.strip() for s in heard if s.strip()), INTERRUPTED_MARKER])
+        wait = self._settings.ai_turn_timeout_seconds
         try:
-            await self._memory.record_interrupted(
-                uid, user_input, answer, wait_seconds=self._settings.ai_turn_timeout_seconds
-            )
+            await self._memory.record_interrupted(uid, user_input, answer, wait_seconds=wait)
         except MemoryUnavailable as exc:
             logger.warning("uniqueid=%s memory unavailable (%s): barge-in not recorded", uid, exc)
             return
         logger.info(
-            "uniqueid=%s channel=%s barge-in: memory keeps %d heard sentence(s)",
+            "uniqueid=%s channel=%s barge-in: %d sentence(s) heard",
             uid,
             request.context.channel_id,
             len(heard),
