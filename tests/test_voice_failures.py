@@ -18,8 +18,10 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from app.core.config import Settings
+from app.models import Call
 from app.services.agent.turns import INTERRUPTED_MARKER
 from app.testing.fake_ari import FakeAriServer
 from app.testing.fake_caller import FakeCaller, read_wav, synthesize
@@ -160,6 +162,16 @@ async def test_barge_in_stops_the_answer_and_memory_keeps_only_what_was_heard(
         last = orjson.dumps(fake_llm.requests[-1].raw).decode()
         assert "STOP-B2" in last and INTERRUPTED_MARKER in last and LONG_ANSWER[1] not in last
         await caller.hangup()
+        await chan.wait_left_stasis(10)
+        # The call log's timeline shows the cut-off answer as heard.
+        await asyncio.sleep(0.5)
+        await state_of(app).call_log.flush()
+        async with state_of(app).session_factory() as s:
+            call = (await s.scalars(select(Call).where(Call.channel_id == chan.id))).one()
+            first = call.turns[0]
+            assert first.user_input == "LONG-B1 where is my order"
+            assert (first.details or {}).get("interrupted") is True
+            assert (first.details or {}).get("heard") == LONG_ANSWER[0]
 
 
 async def test_barge_in_while_the_model_thinks_cancels_the_model_request(

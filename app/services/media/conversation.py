@@ -218,6 +218,8 @@ class VoiceConversation:
         if not turn.interrupted and sum(len(s.split()) for s in heard) >= said_words:
             return  # the whole answer was heard before the caller spoke
         turn.cut_off = True
+        if not turn.interrupted:  # finished, and already in the timeline
+            self._timeline.cut_off(heard)
         logger.info(
             "channel=%s barge-in: caller heard %d of %d sentence(s)",
             self._s.channel_id,
