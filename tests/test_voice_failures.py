@@ -217,7 +217,8 @@ async def test_barge_in_off_the_caller_cannot_interrupt(
         fake_llm.script("LONG-O1", [TextReply(" ".join(LONG_ANSWER[:2]))])
         chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-barge-3")
         await _after_greeting(caller)
-        await asyncio.sleep(1.5)  # muted until the greeting's end is confirmed (its mark)
+        # Muted until the greeting's audio, trailing silence included, has played (its mark).
+        await asyncio.sleep(1.5)
         media = _media(fake_ari, chan.id)
         answer_at = await _ask(caller, "where is my order")
         await asyncio.sleep(max(0.0, answer_at + 1.0 - asyncio.get_running_loop().time()))
