@@ -185,3 +185,43 @@ async def test_new_pool_connections_do_not_reread_package_metadata(
     finally:
         await client.aclose()
     assert reads == []
+
+
+async def test_barge_in_rewrites_a_saved_answer_to_what_was_heard(redis: Redis, redis_prefix: str) -> None:
+    mem = ConversationMemory(redis, prefix=redis_prefix, ttl_seconds=60, max_turns=5)
+    await mem.append_turn("b1", a_turn(1))
+    await mem.append_turn("b1", a_turn(2))
+    await mem.record_interrupted("b1", "where is order 2?", "Order 2 [interrupted by the caller]")
+    loaded = await mem.load("b1")
+    # The earlier turn is untouched; the tool call and its result stay; only the answer changes.
+    assert loaded[:7] == a_turn(1) + a_turn(2)[:3]
+    assert len(loaded) == 8
+    assert loaded[-1].content == "Order 2 [interrupted by the caller]"
+    assert loaded[-1].additional_kwargs == {"interrupted": True}
+
+
+async def test_barge_in_before_the_turn_was_saved_appends_it(redis: Redis, redis_prefix: str) -> None:
+    mem = ConversationMemory(redis, prefix=redis_prefix, ttl_seconds=60, max_turns=5)
+    await mem.append_turn("b2", a_turn(1))
+    await mem.record_interrupted("b2", "and order 3?", "[interrupted by the caller]")
+    loaded = await mem.load("b2")
+    assert loaded[:4] == a_turn(1)
+    assert [(m.type, m.content) for m in loaded[4:]] == [
+        ("human", "and order 3?"),
+        ("ai", "[interrupted by the caller]"),
+    ]
+    assert loaded[-1].additional_kwargs == {"interrupted": True}
+    assert 0 < await redis.ttl(mem.key("b2")) <= 60
+
+
+async def test_barge_in_rewrite_waits_for_the_turn_still_saving(redis: Redis, redis_prefix: str) -> None:
+    mem = ConversationMemory(redis, prefix=redis_prefix, ttl_seconds=60, max_turns=5)
+    lock = await mem.acquire_lock("b3", wait_seconds=1, hold_seconds=10)
+    assert lock is not None
+    rewrite = asyncio.create_task(mem.record_interrupted("b3", "where is order 1?", "Order 1 [cut]"))
+    await asyncio.sleep(0.2)
+    assert not rewrite.done()
+    await mem.append_turn("b3", a_turn(1), unlock=lock)
+    await asyncio.wait_for(rewrite, 2)
+    loaded = await mem.load("b3")
+    assert len(loaded) == 4 and loaded[-1].content == "Order 1 [cut]"

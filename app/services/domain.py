@@ -332,6 +332,10 @@ class TurnRunner(Protocol):
         """
         ...
 
+    async def record_interruption(self, request: TurnRequest, heard: list[str]) -> None:
+        """After a barge-in, keep in memory only the sentences of the answer the caller heard."""
+        ...
+
     def log_turn(
         self,
         source: str,

@@ -20,7 +20,7 @@ import logging
 import uuid
 
 import orjson
-from langchain_core.messages import BaseMessage, messages_from_dict, messages_to_dict
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, messages_from_dict, messages_to_dict
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
@@ -148,6 +148,47 @@ class ConversationMemory:
             unlock.local.token = None
             if not released:
                 logger.warning("could not release conversation lock %s", lock_name)
+
+    async def record_interrupted(
+        self, uniqueid: str, user_input: str, answer: str, *, wait_seconds: float = 5.0
+    ) -> None:
+        """Keep only what the caller heard of the answer to `user_input` (a voice barge-in).
+
+        The turn may already be saved in full (the barge-in came while its audio was
+        still playing) or not at all (it was cancelled mid-stream). Under the
+        conversation lock (so a save still in flight lands first, and the next turn
+        reads the rewritten history), the newest entry is rewritten when its human
+        message is `user_input`: its tool calls and tool results stay, its spoken answer
+        becomes `answer`. Otherwise a new entry ``[human, answer]`` is appended. The
+        answer is an `AIMessage` with ``additional_kwargs={"interrupted": True}``.
+
+        Args:
+            uniqueid: the conversation key.
+            user_input: the caller's words, as the turn saved them (cleaned).
+            answer: what the caller heard, with the interruption marker.
+            wait_seconds: how long to wait for the conversation lock, in s.
+
+        Raises:
+            MemoryUnavailable: Redis failed.
+        """
+        spoken = AIMessage(content=answer, additional_kwargs={"interrupted": True})
+        lock = await self.acquire_lock(uniqueid, wait_seconds=wait_seconds, hold_seconds=wait_seconds + 5)
+        key = self.key(uniqueid)
+        try:
+            last = await self._redis.lindex(key, -1)
+            turn = self._decode(uniqueid, [last]) if last is not None else []
+            if turn and isinstance(turn[0], HumanMessage) and turn[0].content == user_input:
+                while len(turn) > 1 and isinstance(turn[-1], AIMessage) and not turn[-1].tool_calls:
+                    turn.pop()
+                await self._redis.lset(key, -1, serialize_turn([*turn, spoken]))  # type: ignore[arg-type]
+                await self._redis.expire(key, self._ttl)
+            else:
+                entry = serialize_turn([HumanMessage(content=user_input), spoken])
+                await self._save_and_unlock(keys=[key, key], args=[entry, self._max_turns, self._ttl, b""])
+        except (RedisError, OSError) as exc:
+            raise MemoryUnavailable(f"rewrite failed: {type(exc).__name__}") from exc
+        finally:
+            await self.release_lock(lock)
 
     async def clear(self, uniqueid: str) -> None:
         """Forget a conversation.

@@ -62,6 +62,10 @@ MIN_TURN_SECONDS = 0.5
 NO_INPUT_TEXT = "Sorry, I didn't catch that. Could you say it again?"
 
 
+#: Ends an answer the caller cut off (barge-in) in memory, so the model knows the rest went unheard.
+INTERRUPTED_MARKER = "[interrupted by the caller]"
+
+
 def describe_llm_error(exc: BaseException) -> str:
     """A short, secret-free reason for a failed model call (`AI_ERROR`)."""
     status = getattr(exc, "status_code", None) or getattr(exc, "code", None)
@@ -296,6 +300,27 @@ class TurnService:
         except MemoryUnavailable as exc:
             logger.warning("uniqueid=%s memory unavailable (%s): turn not saved", uid, exc)
             await self._memory.release_lock(lock)
+
+    async def record_interruption(self, request: TurnRequest, heard: list[str]) -> None:
+        """After a barge-in, memory keeps `heard` (sentences, from the media marks) + `INTERRUPTED_MARKER`.
+
+        The AI message carries ``additional_kwargs={"interrupted": True}``. Never raises.
+        """
+        uid = request.context.uniqueid
+        user_input = clean_text(request.user_input, self._settings.max_user_input_chars)
+        answer = " ".join([*(s.strip() for s in heard if s.strip()), INTERRUPTED_MARKER])
+        wait = self._settings.ai_turn_timeout_seconds
+        try:
+            await self._memory.record_interrupted(uid, user_input, answer, wait_seconds=wait)
+        except MemoryUnavailable as exc:
+            logger.warning("uniqueid=%s memory unavailable (%s): barge-in not recorded", uid, exc)
+            return
+        logger.info(
+            "uniqueid=%s channel=%s barge-in: %d sentence(s) heard",
+            uid,
+            request.context.channel_id,
+            len(heard),
+        )
 
     async def aclose(self, timeout_seconds: float = 5.0) -> None:
         """Wait (up to `timeout_seconds`, s) for history writes still in progress."""

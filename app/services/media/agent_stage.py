@@ -8,7 +8,10 @@ downstream at once as an `LLMTextFrame`, so text-to-speech starts on the first s
 
 A barge-in (`InterruptionFrame`) cancels the turn in flight: the model's HTTP request is
 closed and no tool call starts afterwards. pipecat's own conversation context is not used
-for memory: the agent's memory is in Redis, like text mode.
+for memory: the agent's memory is in Redis, like text mode. After a barge-in the
+conversation rewrites that memory to what the caller heard (`TurnRunner.record_interruption`);
+the next turn waits for it (`AgentStage.barrier`). With barge-in off, `AgentTalkingMute`
+keeps the caller muted while the agent thinks or speaks.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from pipecat.frames.frames import (
     LLMTextFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.turns.user_mute.always_user_mute_strategy import AlwaysUserMuteStrategy
 
-from app.services.domain import SentenceReady, TurnFinished, TurnOutcome, TurnRunner
+from app.services.domain import SentenceReady, TurnFinished, TurnOutcome, TurnRequest, TurnRunner
+from app.services.media.playout import PlayoutTracker
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,10 @@ class AgentTurn:
         interrupted: True when a barge-in cancelled it.
         started: `time.monotonic()` when the turn began (s).
         first_sentence_at: `time.monotonic()` of the first sentence (s), or None.
+        request: the `TurnRequest` it ran with (None until it started).
+        heard_from: how many sentences the caller had heard (`PlayoutTracker.heard`)
+            when the turn began; the turn's own heard sentences follow.
+        cut_off: a barge-in cut its answer short (memory keeps only what was heard).
     """
 
     user_text: str
@@ -53,6 +62,9 @@ class AgentTurn:
     interrupted: bool = False
     started: float = 0.0
     first_sentence_at: float | None = None
+    request: TurnRequest | None = None
+    heard_from: int = 0
+    cut_off: bool = False
 
 
 def last_user_text(frame: LLMContextFrame) -> str:
@@ -77,6 +89,12 @@ class AgentStage(FrameProcessor):
         build_request: makes the `TurnRequest` for a caller text (call context, prompt,
             model, per-call tools such as ``end_call``).
         on_turn_done: called with each finished or interrupted `AgentTurn`.
+        tracker: what the caller heard (marks), to tell each turn's heard sentences.
+
+    Attributes:
+        current: the latest turn (running or done), None before the first.
+        barrier: work the next turn waits for before it reads memory (the memory
+            rewrite after a barge-in).
     """
 
     def __init__(
@@ -84,6 +102,7 @@ class AgentStage(FrameProcessor):
         turns: TurnRunner,
         build_request: Callable[[str], Any],
         on_turn_done: Callable[[AgentTurn], Awaitable[None]],
+        tracker: PlayoutTracker | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,7 +110,9 @@ class AgentStage(FrameProcessor):
         self._build_request = build_request
         self._on_turn_done = on_turn_done
         self._task: asyncio.Task[None] | None = None
+        self._tracker = tracker
         self.current: AgentTurn | None = None
+        self.barrier: asyncio.Task[None] | None = None
 
     @property
     def busy(self) -> bool:
@@ -115,6 +136,8 @@ class AgentStage(FrameProcessor):
         """Run a turn for `text` (a transcript, or DTMF as text); a running one is cancelled first."""
         await self.interrupt()
         turn = AgentTurn(user_text=text, started=asyncio.get_running_loop().time())
+        if self._tracker is not None:
+            turn.heard_from = len(self._tracker.heard)
         self.current = turn
         self._task = asyncio.create_task(self._run(turn), name="voice-turn")
 
@@ -127,8 +150,11 @@ class AgentStage(FrameProcessor):
 
     async def _run(self, turn: AgentTurn) -> None:
         try:
+            if self.barrier is not None:
+                await asyncio.wait({self.barrier})
+            turn.request = self._build_request(turn.user_text)
             await self.push_frame(LLMFullResponseStartFrame())
-            async for event in self._turns.stream_turn(self._build_request(turn.user_text)):
+            async for event in self._turns.stream_turn(turn.request):
                 if isinstance(event, SentenceReady):
                     if turn.first_sentence_at is None:
                         turn.first_sentence_at = asyncio.get_running_loop().time()
@@ -146,3 +172,27 @@ class AgentStage(FrameProcessor):
             raise
         finally:
             await self._on_turn_done(turn)
+
+
+class AgentTalkingMute(AlwaysUserMuteStrategy):
+    """Barge-in off: the caller is muted while the agent thinks or speaks.
+
+    pipecat's `AlwaysUserMuteStrategy` unmutes on ``BotStoppedSpeakingFrame``, which also
+    comes in the pause while text-to-speech prepares the next sentence; a caller talking
+    then would cut the agent off. This one also stays muted while the turn runs and
+    while marks are outstanding (sentences sent but not yet played).
+
+    Args:
+        stage: the agent stage (`AgentStage.busy`).
+        tracker: marks outstanding and when audio last went out.
+    """
+
+    def __init__(self, stage: AgentStage, tracker: PlayoutTracker) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._stage = stage
+        self._tracker = tracker
+
+    async def process_frame(self, frame: Frame) -> bool:
+        """Whether the caller is muted after this frame."""
+        speaking = await super().process_frame(frame)
+        return bool(speaking or self._stage.busy or self._tracker.pending)

@@ -10,6 +10,11 @@ channel variables for the dialplan:
 (``agent_ended``, ``caller_silent``, ``max_duration``, ``error``), ``AI_TURNS``,
 ``AI_RESPONSE`` (the agent's last answer), ``AI_ERROR``, and ``AI_TRANSFER_TARGET``.
 
+Barge-in: when ``FLUSH_MEDIA`` goes out and the latest answer was cut short, memory keeps
+only the sentences whose marks came back, then ``[interrupted by the caller]``, on an AI
+message flagged ``additional_kwargs={"interrupted": True}`` (whether the turn had already
+been saved in full or was cancelled mid-stream).
+
 Never strand a caller: a failed STT, LLM or media path ends with the spoken fallback text;
 when text-to-speech itself (or the media socket) is down, a recorded Asterisk prompt is
 played through ARI instead. A hang-up cancels the session's tasks: the pipeline stops (no
@@ -31,7 +36,7 @@ from pipecat.workers.base_worker import WorkerParams
 
 from app.services.agent.catalog import CatalogUnavailable, PromptNotFound
 from app.services.domain import PromptSpec, TurnRequest, TurnStatus, VoiceSettings
-from app.services.media.agent_stage import AgentStage, AgentTurn
+from app.services.media.agent_stage import AgentStage, AgentTalkingMute, AgentTurn
 from app.services.media.call_media import CallMedia, connect_media, teardown
 from app.services.media.call_tools import CallControlRequest, build_call_tools
 from app.services.media.config import VoiceDeps
@@ -71,6 +76,7 @@ class VoiceConversation:
         self._timeline = VoiceTimeline()
         self._last_answer = ""
         self._turns = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     def _end(self, end: EndRequest) -> None:
         if not self._ended.done():
@@ -128,7 +134,8 @@ class VoiceConversation:
         tts_service = tts.create_service(  # type: ignore[attr-defined]
             voice=voice.tts_voice, sample_rate_hz=rate, language=voice.tts_language
         )
-        stage = AgentStage(self._s.turns, self._turn_request, self._turn_done)
+        stage = AgentStage(self._s.turns, self._turn_request, self._turn_done, self._tracker)
+        self._tracker.on_flush = self._barged_in
         max_s = voice.max_duration_s or config.max_duration_s
         controller = CallController(
             voice,
@@ -156,6 +163,7 @@ class VoiceConversation:
             recorder,
             voice,
             smart_turn=config.smart_turn,
+            mute=AgentTalkingMute(stage, self._tracker),
         )
         worker.event_handler("on_pipeline_error")(self._make_error_handler(stt_service, prompt))
         worker.event_handler("on_pipeline_started")(self._make_greeter(worker, voice, cached))
@@ -200,6 +208,34 @@ class VoiceConversation:
                 logger.warning("channel=%s pipeline error: %s", self._s.channel_id, frame.error)
 
         return on_error
+
+    def _barged_in(self) -> None:
+        """``FLUSH_MEDIA`` went out: if the latest answer was cut short, rewrite its memory.
+
+        What the caller heard is the turn's sentences whose marks came back before the
+        flush (marks Asterisk confirms after our flush are not counted, so memory errs
+        towards less). The next turn waits for the rewrite (`AgentStage.barrier`).
+        """
+        turn = self._stage.current
+        if turn is None or turn.request is None or turn.cut_off:
+            return
+        heard = self._tracker.heard[turn.heard_from :]
+        said_words = sum(len(s.split()) for s in turn.sentences)
+        if not turn.interrupted and sum(len(s.split()) for s in heard) >= said_words:
+            return  # the whole answer was heard before the caller spoke
+        turn.cut_off = True
+        if not turn.interrupted:  # finished, and already in the timeline
+            self._timeline.cut_off(heard)
+        logger.info(
+            "channel=%s barge-in: caller heard %d of %d sentence(s)",
+            self._s.channel_id,
+            len(heard),
+            len(turn.sentences),
+        )
+        task = asyncio.create_task(self._s.turns.record_interruption(turn.request, heard))
+        self._stage.barrier = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _media_closed(self) -> None:
         self._end(EndRequest("error", "ERROR", "media_closed"))

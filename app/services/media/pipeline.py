@@ -37,6 +37,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregatorParams,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.turns.user_mute import BaseUserMuteStrategy
 from pipecat.turns.user_mute.always_user_mute_strategy import AlwaysUserMuteStrategy
 from pipecat.turns.user_start import VADUserTurnStartStrategy
 from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
@@ -47,6 +48,11 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from app.services.domain import VoiceSettings
 from app.services.media.playout import SentenceMarker
 from app.services.media.transport import AsteriskMediaTransport
+
+#: Silero VAD's loudness gate (0-1, pipecat's BS.1770 scale). pipecat's default (0.6) rises
+#: over a 400 ms window and alone delays the start of speech by ~80 ms, too slow for a
+#: barge-in within 300 ms; phone speech at normal level passes 0.3 at once.
+VAD_MIN_VOLUME = 0.3
 
 
 class GreetingRecorder(FrameProcessor):
@@ -92,6 +98,7 @@ def build_worker(
     voice: VoiceSettings,
     *,
     smart_turn: bool = False,
+    mute: BaseUserMuteStrategy | None = None,
 ) -> PipelineWorker:
     """Assemble the call's pipeline (see the module docstring) and its worker.
 
@@ -104,10 +111,16 @@ def build_worker(
         recorder: captures the greeting.
         voice: the prompt's voice settings.
         smart_turn: use pipecat's smart-turn model for end of turn.
+        mute: with barge-in off, mutes the caller while the agent talks
+            (default: pipecat's `AlwaysUserMuteStrategy`).
     """
     rate = transport.input().sample_rate or 8000
     vad = SileroVADAnalyzer(
-        params=VADParams(start_secs=max(0.05, voice.barge_in_min_speech_ms / 1000.0), stop_secs=0.2)
+        params=VADParams(
+            start_secs=max(0.05, voice.barge_in_min_speech_ms / 1000.0),
+            stop_secs=0.2,
+            min_volume=VAD_MIN_VOLUME,
+        )
     )
     stop: list[Any]
     if smart_turn:
@@ -122,7 +135,7 @@ def build_worker(
         user_params=LLMUserAggregatorParams(
             vad_analyzer=vad,
             user_turn_strategies=UserTurnStrategies(start=[VADUserTurnStartStrategy()], stop=stop),
-            user_mute_strategies=[] if voice.barge_in else [AlwaysUserMuteStrategy()],  # type: ignore[no-untyped-call]
+            user_mute_strategies=[] if voice.barge_in else [mute or AlwaysUserMuteStrategy()],  # type: ignore[no-untyped-call]
             user_idle_timeout=0,
         ),
     )

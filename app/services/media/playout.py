@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ class PlayoutTracker:
     Attributes:
         heard: sentences whose marks Asterisk reported played, in order.
         pending: mark id -> sentence, sent but not yet played.
+        on_flush: called after each ``FLUSH_MEDIA`` (a barge-in), once `heard` is final.
         first_audio_sent_at: `time.monotonic()` of the first agent audio frame sent (s).
     """
 
@@ -52,6 +54,7 @@ class PlayoutTracker:
     first_audio_sent_at: float | None = None
     last_audio_sent_at: float | None = None
     onsets: list[float] = field(default_factory=list)
+    on_flush: Callable[[], None] | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def next_id(self) -> str:
@@ -72,6 +75,8 @@ class PlayoutTracker:
         """``FLUSH_MEDIA`` went out: pending marks are dropped; returns the unheard sentences."""
         unheard = list(self.pending.values())
         self.pending.clear()
+        if self.on_flush is not None:
+            self.on_flush()
         return unheard
 
     def audio_sent(self) -> None:

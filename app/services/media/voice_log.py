@@ -74,10 +74,18 @@ class VoiceTimeline:
             "first_frame_sent_ms": _ms(turn.started, tracker.first_audio_after(turn.started)),
         }
         if turn.interrupted:
-            heard = " ".join(tracker.heard)
+            heard = " ".join(tracker.heard[turn.heard_from :])
             details["heard"] = heard
             outcome = replace(outcome, response=heard or "", status=TurnStatus.OK, error=None)
         self.entries.append(_Entry(turn.user_text, outcome, details, datetime.now(UTC)))
+
+    def cut_off(self, heard: list[str]) -> None:
+        """A barge-in cut the last finished turn's answer short: it is filed as what was heard."""
+        if not self.entries:
+            return
+        entry = self.entries[-1]
+        entry.details.update(interrupted=True, heard=" ".join(heard))
+        entry.outcome = replace(entry.outcome, response=" ".join(heard))
 
     def _summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = {"dtmf": list(self.digits)}
