@@ -106,3 +106,15 @@ async def test_greeting_then_three_turns_with_a_tool_and_end_call(
             call = (await s.scalars(select(Call).where(Call.channel_id == chan.id))).one()
             assert [t.user_input for t in call.turns] == said
             assert all((t.details or {}).get("mode") == "voice" for t in call.turns)
+            # Each spoken turn's latencies, from the caller's end of speech, are in order.
+            for turn in call.turns:
+                d = turn.details or {}
+                steps = [
+                    d["stt_final_ms"],
+                    d["llm_first_sentence_ms"],
+                    d["tts_first_audio_ms"],
+                    d["first_frame_sent_ms"],
+                ]
+                assert all(v is not None and v > 0 for v in steps), d
+                assert steps == sorted(steps), d
+            assert call.turns[-1].details["end_reason"] == "agent_ended"

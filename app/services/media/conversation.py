@@ -111,7 +111,7 @@ class VoiceConversation:
             logger.error("channel=%s voice provider unavailable: %s", self._s.channel_id, exc)
             end = EndRequest("error", "ERROR", f"tts_error: {exc}"[:120])
         except asyncio.CancelledError:  # a hang-up (or shutdown): file what happened so far
-            self._timeline.finish(self._s.turns, self._s.request, hung_up=self._s.hung_up)
+            self._timeline.finish(self._s.turns, self._s.request, self._tracker, hung_up=self._s.hung_up)
             raise
         finally:
             await self._shielded_teardown()
@@ -267,10 +267,11 @@ class VoiceConversation:
         outcome = turn.outcome
         if outcome is not None and outcome.response:
             self._last_answer = outcome.response
+        spoke = bool(turn.sentences)  # nothing said after the tool call: end without waiting
         if action == "end":
-            self._controller.request_end(EndRequest("agent_ended", "OK"), expect_speech=True)
+            self._controller.request_end(EndRequest("agent_ended", "OK"), expect_speech=spoke)
         elif action == "transfer":
-            self._controller.request_end(EndRequest("agent_ended", "TRANSFER"), expect_speech=True)
+            self._controller.request_end(EndRequest("agent_ended", "TRANSFER"), expect_speech=spoke)
         elif outcome is not None and outcome.status in (TurnStatus.ERROR, TurnStatus.TIMEOUT):
             end = EndRequest("error", outcome.status.value, outcome.error or "")
             self._controller.request_end(end, expect_speech=True)
@@ -292,7 +293,7 @@ class VoiceConversation:
             else:
                 variables["AI_TRANSFER_TARGET"] = chosen.endpoint
         self._timeline.ended(end)
-        self._timeline.finish(self._s.turns, self._s.request)
+        self._timeline.finish(self._s.turns, self._s.request, self._tracker)
         logger.info(
             "channel=%s voice call ended: %s %s turns=%d",
             self._s.channel_id,

@@ -46,7 +46,7 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from app.services.domain import VoiceSettings
-from app.services.media.playout import SentenceMarker
+from app.services.media.playout import SentenceMarker, TimelineTap
 from app.services.media.transport import AsteriskMediaTransport
 
 #: Silero VAD's loudness gate (0-1, pipecat's BS.1770 scale). pipecat's default (0.6) rises
@@ -143,7 +143,9 @@ def build_worker(
         [
             transport.input(),
             stt,
+            TimelineTap(marker.tracker),
             pair.user(),
+            TimelineTap(marker.tracker),
             *stages,
             tts,
             recorder,

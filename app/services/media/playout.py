@@ -18,7 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipecat.frames.frames import DataFrame, Frame, TTSAudioRawFrame, TTSTextFrame
+from pipecat.frames.frames import (
+    DataFrame,
+    Frame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSTextFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 #: A gap (s) in the agent's audio after which the next chunk counts as a new onset of speech.
@@ -54,6 +61,10 @@ class PlayoutTracker:
     first_audio_sent_at: float | None = None
     last_audio_sent_at: float | None = None
     onsets: list[float] = field(default_factory=list)
+    tts_onsets: list[float] = field(default_factory=list)
+    speech_stops: list[float] = field(default_factory=list)
+    transcripts: list[float] = field(default_factory=list)
+    _last_tts_audio: float = 0.0
     on_flush: Callable[[], None] | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -88,6 +99,13 @@ class PlayoutTracker:
             self.onsets.append(now)
         self.last_audio_sent_at = now
 
+    def tts_audio(self) -> None:
+        """Text-to-speech produced audio; after ≥ `ONSET_GAP_S` of none, a new onset."""
+        now = time.monotonic()
+        if now - self._last_tts_audio >= ONSET_GAP_S:
+            self.tts_onsets.append(now)
+        self._last_tts_audio = now
+
     def first_audio_after(self, moment: float) -> float | None:
         """When agent audio first went out after `moment` (`time.monotonic()` s), if it has."""
         return next((t for t in self.onsets if t >= moment), None)
@@ -109,13 +127,41 @@ class SentenceMarker(FrameProcessor):
         self._tracker = tracker
         self.first_tts_audio_at: float | None = None
 
+    @property
+    def tracker(self) -> PlayoutTracker:
+        """The shared tracker."""
+        return self._tracker
+
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Pass every frame on; put a mark behind each spoken text."""
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
         if direction is not FrameDirection.DOWNSTREAM:
             return
-        if isinstance(frame, TTSAudioRawFrame) and self.first_tts_audio_at is None:
-            self.first_tts_audio_at = time.monotonic()
+        if isinstance(frame, TTSAudioRawFrame):
+            self._tracker.tts_audio()
+            if self.first_tts_audio_at is None:
+                self.first_tts_audio_at = time.monotonic()
         elif isinstance(frame, TTSTextFrame) and frame.text.strip():
             await self.push_frame(SentenceMarkFrame(mark_id=self._tracker.next_id(), text=frame.text.strip()))
+
+
+class TimelineTap(FrameProcessor):
+    """Notes when the caller stopped speaking (VAD) and when transcripts arrived, for latencies.
+
+    Placed once after speech-to-text (transcripts) and once after the user aggregator (the
+    VAD's end of speech); it passes every frame on unchanged.
+    """
+
+    def __init__(self, tracker: PlayoutTracker, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._tracker = tracker
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Record the moment; pass the frame on."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, TranscriptionFrame):
+            self._tracker.transcripts.append(time.monotonic())
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._tracker.speech_stops.append(time.monotonic())
+        await self.push_frame(frame, direction)

@@ -38,6 +38,30 @@ class _Entry:
     outcome: TurnOutcome
     details: dict[str, Any]
     started_at: datetime
+    started: float = 0.0
+    first_sentence_at: float | None = None
+
+
+def _last_before(times: list[float], moment: float) -> float | None:
+    return max((t for t in times if t <= moment), default=None)
+
+
+def latencies(entry: _Entry, tracker: PlayoutTracker) -> dict[str, float | None]:
+    """Per-turn latencies (ms) from the caller's end of speech (or the turn's start for DTMF).
+
+    End of speech is the VAD's; the STT final is the last transcript before the turn began.
+    """
+    t0 = entry.started
+    eos = _last_before(tracker.speech_stops, t0)
+    origin = eos if eos is not None else t0
+    stt = _last_before(tracker.transcripts, t0)
+    tts = next((t for t in tracker.tts_onsets if t >= t0), None)
+    return {
+        "stt_final_ms": _ms(origin, stt) if eos is not None and stt is not None and stt >= eos else None,
+        "llm_first_sentence_ms": _ms(origin, entry.first_sentence_at),
+        "tts_first_audio_ms": _ms(origin, tts),
+        "first_frame_sent_ms": _ms(origin, tracker.first_audio_after(t0)),
+    }
 
 
 @dataclass(slots=True)
@@ -67,17 +91,21 @@ class VoiceTimeline:
     def turn(self, turn: AgentTurn, tracker: PlayoutTracker) -> None:
         """A turn finished or was interrupted (barge-in)."""
         outcome = turn.outcome or TurnOutcome("", TurnStatus.OK)
-        details: dict[str, Any] = {
-            "mode": "voice",
-            "interrupted": turn.interrupted,
-            "llm_first_sentence_ms": _ms(turn.started, turn.first_sentence_at),
-            "first_frame_sent_ms": _ms(turn.started, tracker.first_audio_after(turn.started)),
-        }
+        details: dict[str, Any] = {"mode": "voice", "interrupted": turn.interrupted}
         if turn.interrupted:
             heard = " ".join(tracker.heard[turn.heard_from :])
             details["heard"] = heard
             outcome = replace(outcome, response=heard or "", status=TurnStatus.OK, error=None)
-        self.entries.append(_Entry(turn.user_text, outcome, details, datetime.now(UTC)))
+        self.entries.append(
+            _Entry(
+                turn.user_text,
+                outcome,
+                details,
+                datetime.now(UTC),
+                turn.started,
+                turn.first_sentence_at,
+            )
+        )
 
     def cut_off(self, heard: list[str]) -> None:
         """A barge-in cut the last finished turn's answer short: it is filed as what was heard."""
@@ -100,12 +128,20 @@ class VoiceTimeline:
         """The call ended (an `EndRequest`)."""
         self.end = {"reason": end.reason, "status": end.status, "error": end.error}
 
-    def finish(self, turns: TurnRunner, request: TurnRequest | None, *, hung_up: bool = False) -> None:
+    def finish(
+        self,
+        turns: TurnRunner,
+        request: TurnRequest | None,
+        tracker: PlayoutTracker,
+        *,
+        hung_up: bool = False,
+    ) -> None:
         """File every turn (with its details) in the call log; the last one as HANGUP when cut off."""
         if request is None:
             return
         last = len(self.entries) - 1
         for i, entry in enumerate(self.entries):
+            entry.details.update(latencies(entry, tracker))
             outcome = replace(entry.outcome, details=entry.details)
             if i == last:
                 outcome.details = {**entry.details, **self._summary()}
