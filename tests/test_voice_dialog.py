@@ -305,7 +305,7 @@ async def test_a_caller_who_talks_over_the_transfer_sentence_is_not_transferred_
         chan, caller = await place_voice_call(fake_ari, "AI_PROMPT_NAME=support,UNIQUEID=voice-xfer-barge")
         await asyncio.sleep(1.0)
         await caller.say("sales please")
-        talked_at = await caller.talk_over("no wait, one more question", after_ms=600)
+        talked_at = await caller.talk_over("no wait one more question", after_ms=600)
         await wait_said(caller, talked_at + 0.5)
         await asyncio.sleep(1.0)
         # The caller stopped the transfer: the call goes on after the next answer ...

@@ -40,7 +40,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from app.services.domain import VoiceSettings
 from app.services.media.agent_stage import AgentStage
-from app.services.media.playout import PlayoutTracker
+from app.services.media.playout import PlayoutTracker, SpeechEndFrame
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ class CallController(FrameProcessor):
         self._pending_since = 0.0
         self._expect_speech = False
         self._bot_stopped_at = 0.0
+        self._responses_at_request = 0
         self._ended = False
         self._ticker: asyncio.Task[None] | None = None
 
@@ -122,6 +123,7 @@ class CallController(FrameProcessor):
         if self._pending is not None or self._ended:
             return
         self._pending, self._pending_since = end, time.monotonic()
+        self._responses_at_request = self._tracker.responses_heard
         self._expect_speech = bool(goodbye) or expect_speech
         if goodbye:
             self.create_task(self.speak(goodbye))
@@ -129,6 +131,7 @@ class CallController(FrameProcessor):
     async def speak(self, text: str) -> None:
         """Say `text` through text-to-speech (reprompt, goodbye, greeting)."""
         await self.push_frame(TTSSpeakFrame(text))
+        await self.push_frame(SpeechEndFrame())
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Track speaking state and DTMF; everything passes on unchanged."""
@@ -206,7 +209,8 @@ class CallController(FrameProcessor):
             self._digits.clear()
             await self._stage.start_turn(text)
         if self._pending is not None:
-            spoken = not self._expect_speech or self._bot_stopped_at > self._pending_since
+            # The closing answer (or goodbye) has been heard once its end-of-speech mark came back.
+            spoken = not self._expect_speech or self._tracker.responses_heard > self._responses_at_request
             heard = spoken and not self._tracker.pending and self._quiet()
             if heard or now - self._pending_since > END_GRACE_S + v.reprompt_after_s:
                 self._ended = True

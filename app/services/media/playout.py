@@ -21,6 +21,7 @@ from typing import Any
 from pipecat.frames.frames import (
     DataFrame,
     Frame,
+    LLMFullResponseEndFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
     TTSTextFrame,
@@ -45,6 +46,19 @@ class SentenceMarkFrame(DataFrame):
     text: str = ""
 
 
+@dataclass
+class SpeechEndFrame(DataFrame):
+    """Pushed after a `TTSSpeakFrame` (greeting, reprompt, goodbye): marks where that speech ends.
+
+    pipecat's TTS service queues it behind the speech's audio, like `LLMFullResponseEndFrame`
+    behind an answer's, so `SentenceMarker` can put an end-of-speech mark there.
+    """
+
+
+#: The text of a mark that closes a whole answer (or a reprompt/goodbye), not a sentence.
+END_OF_SPEECH = "\x00end"
+
+
 @dataclass(slots=True)
 class PlayoutTracker:
     """Marks sent and played, and when the agent's audio first reached the wire.
@@ -58,6 +72,7 @@ class PlayoutTracker:
 
     heard: list[str] = field(default_factory=list)
     pending: dict[str, str] = field(default_factory=dict)
+    responses_heard: int = 0
     first_audio_sent_at: float | None = None
     last_audio_sent_at: float | None = None
     onsets: list[float] = field(default_factory=list)
@@ -79,7 +94,9 @@ class PlayoutTracker:
     def played(self, mark_id: str) -> None:
         """``MEDIA_MARK_PROCESSED`` for `mark_id`: its sentence was heard."""
         text = self.pending.pop(mark_id, None)
-        if text is not None:
+        if text == END_OF_SPEECH:
+            self.responses_heard += 1
+        elif text is not None:
             self.heard.append(text)
 
     def flushed(self) -> list[str]:
@@ -142,6 +159,9 @@ class SentenceMarker(FrameProcessor):
             self._tracker.tts_audio()
             if self.first_tts_audio_at is None:
                 self.first_tts_audio_at = time.monotonic()
+        elif isinstance(frame, LLMFullResponseEndFrame | SpeechEndFrame):
+            # Everything this answer (or reprompt/goodbye) said has played once this mark returns.
+            await self.push_frame(SentenceMarkFrame(mark_id=self._tracker.next_id(), text=END_OF_SPEECH))
         elif isinstance(frame, TTSTextFrame) and frame.text.strip():
             await self.push_frame(SentenceMarkFrame(mark_id=self._tracker.next_id(), text=frame.text.strip()))
 
