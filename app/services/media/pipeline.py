@@ -19,11 +19,13 @@ Order (each stage a pipecat `FrameProcessor`)::
 
 from __future__ import annotations
 
+import copy
+import functools
 import gc
 from typing import Any
 
-from pipecat.audio.vad.silero import SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
@@ -82,6 +84,31 @@ class GreetingRecorder(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
+@functools.cache
+def _silero_model() -> SileroOnnxModel:
+    """The Silero ONNX model, loaded once per process (the file ships in the pipecat wheel)."""
+    return SileroVADAnalyzer()._model
+
+
+class SharedSileroVADAnalyzer(SileroVADAnalyzer):
+    """pipecat's Silero VAD with the process's one ONNX session and the call's own state.
+
+    Loading the model (an ONNX Runtime session) took ~35 ms of event-loop time per call, so
+    calls arriving together delayed each other's greetings. ``InferenceSession.run`` is
+    thread-safe; the recurrent state and audio context stay per call (`reset_states`).
+
+    Args:
+        params: VAD parameters (start/stop seconds, confidence).
+    """
+
+    def __init__(self, *, params: VADParams) -> None:
+        VADAnalyzer.__init__(self, sample_rate=None, params=params)
+        self._model = copy.copy(_silero_model())
+        self._model.reset_states()  # type: ignore[no-untyped-call]
+        self._windows_since_reset = 0
+        self._low_confidence_windows = 0
+
+
 class CallerAudioStop(FrameProcessor):
     """Ends the caller's audio frames after voice activity and end-of-turn detection.
 
@@ -123,7 +150,7 @@ def build_worker(
         smart_turn: use pipecat's smart-turn model for end of turn.
     """
     rate = transport.input().sample_rate or 8000
-    vad = SileroVADAnalyzer(
+    vad = SharedSileroVADAnalyzer(
         params=VADParams(start_secs=max(0.05, voice.barge_in_min_speech_ms / 1000.0), stop_secs=0.2)
     )
     stop: list[Any]
