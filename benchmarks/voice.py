@@ -19,10 +19,12 @@ Figures per call (caller-side clock, this process):
 * gateway share: mouth-to-ear − (STT + LLM + TTS stand-in latencies) − end-of-turn window
   (VAD stop 0.2 s + the prompt's ``end_of_turn_ms``);
 * barge-in reaction: the caller starts talking over the answer → answer audio stops
-  reaching the caller's ear;
+  reaching the caller's ear (and, in the JSON, → ``FLUSH_MEDIA`` received by Asterisk);
 * gaps: stretches ≥ 100 ms without frames inside the greeting and the answer.
 
 Per level: CPU ms of the gateway process per call-second, and its RSS growth per call.
+The level's calls arrive ``--stagger-ms`` apart (default 100 ms: 10 new calls per second)
+and are then all in progress at once.
 """
 
 from __future__ import annotations
@@ -190,6 +192,7 @@ class CallFigures:
     greeting_s: float = math.nan
     mouth_to_ear_s: float = math.nan
     barge_in_s: float = math.nan
+    flush_s: float = math.nan
     gaps: int = 0
     gap_ms: list[float] = field(default_factory=list)
     duration_s: float = 0.0
@@ -228,6 +231,12 @@ async def _quiet_after(caller: FakeCaller, moment: float, timeout: float) -> flo
     raise TimeoutError("the agent kept talking")
 
 
+def _media_sessions(ari: FakeAriServer, chan: Any) -> list[Any]:
+    """The media sessions of the external channels bridged with the caller's channel."""
+    peers = [ari.media.session_for(peer.id) for peer in ari.bridges.peers(chan.id)]
+    return [s for s in peers if s is not None]
+
+
 async def run_call(ari: FakeAriServer, n: int) -> CallFigures:
     """One scripted caller from `StasisStart` to the dialplan."""
     figures = CallFigures()
@@ -247,6 +256,8 @@ async def run_call(ari: FakeAriServer, n: int) -> CallFigures:
         barged = await caller.say(INTERRUPTION)
         talking = (_voiced(caller, barged) or [barged])[0]  # the first voiced frame
         figures.barge_in_s = caller.recording.audio_stopped_after(talking, quiet_ms=200) - talking
+        flushes = [t for s in _media_sessions(ari, chan) for t in s.command_times_of("FLUSH_MEDIA")]
+        figures.flush_s = min((t for t in flushes if t >= talking), default=math.nan) - talking
         rec = caller.recording
         gaps = rec.gaps(greeting_at, greeting_end, min_gap_ms=MIN_GAP_MS)
         gaps += rec.gaps(answer_at, barged, min_gap_ms=MIN_GAP_MS)
@@ -330,6 +341,7 @@ async def run_level(
         "gateway_share_ms": stats(share, 1.0),
         "gateway_share_stt_overlapped_ms": stats(share_overlap, 1.0),
         "barge_in_ms": stats([r.barge_in_s for r in results]),
+        "flush_media_ms": stats([r.flush_s for r in results]),
         "gaps": sum(r.gaps for r in results),
         "gap_ms": [g for r in results for g in r.gap_ms],
         "cpu_ms_per_call_s": round(cpu_s * 1000 / call_seconds, 1) if call_seconds else math.nan,
@@ -384,8 +396,8 @@ async def main_async(args: argparse.Namespace) -> int:
         report["warm_up"] = asdict(warm)
         first_n = 1
         for calls in levels_wanted:
-            stagger = min(0.02, 1.0 / calls)
-            level = await run_level(ari, child, calls, first_n, stagger, stand_ins)
+            level = await run_level(ari, child, calls, first_n, args.stagger_ms / 1000, stand_ins)
+            level["stagger_ms"] = args.stagger_ms
             first_n += calls
             report["levels"].append(level)
             print(json.dumps(level), flush=True)
@@ -424,6 +436,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--calls", default="1,10,50", help="simultaneous calls per level")
     parser.add_argument("--smoke", action="store_true", help="one level of 2 calls")
+    parser.add_argument(
+        "--stagger-ms", type=float, default=100.0, help="between call arrivals in a level (100: 10 calls/s)"
+    )
     parser.add_argument("--stt-ms", type=float, default=150.0)
     parser.add_argument("--llm-ms", type=float, default=300.0)
     parser.add_argument("--tts-ms", type=float, default=150.0)
