@@ -34,6 +34,8 @@ import asyncio
 import contextlib
 import json
 import math
+import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -106,7 +108,12 @@ def responder(request: LLMRequest) -> Reply:
 
 
 async def start_gateway(
-    ari: FakeAriServer, llm: FakeLLMServer, voice: FakeVoiceServer, workdir: Path, redis_url: str
+    ari: FakeAriServer,
+    llm: FakeLLMServer,
+    voice: FakeVoiceServer,
+    workdir: Path,
+    redis_url: str,
+    profile: Path | None = None,
 ) -> tuple[procs.Child, str]:
     """Start the gateway process and seed the voice prompt; (child, admin base URL)."""
     port, media_port = procs._free_port(), procs._free_port()
@@ -133,8 +140,12 @@ async def start_gateway(
         "VOICE_TTS_PROVIDER": "openai",
         "PROVIDER_OVERRIDES": json.dumps({"stt:openai": audio, "tts:openai": audio}),
     }
-    args = ["-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1"]
+    args = ["app.main:create_app", "--factory", "--host", "127.0.0.1"]
     args += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    if profile is None:
+        args = ["-m", "uvicorn", *args]
+    else:  # pyinstrument, armed by SIGUSR1/SIGUSR2 around the measured levels
+        args = ["-m", "benchmarks.profiled_gateway", str(profile), *args]
     child = await procs._spawn(f"voice-gateway-{port}", args, env, workdir)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -390,11 +401,13 @@ async def main_async(args: argparse.Namespace) -> int:
     child: procs.Child | None = None
     report: dict[str, Any] = {"levels": []}
     try:
-        child, _ = await start_gateway(ari, llm, voice, workdir, args.redis_url)
+        child, _ = await start_gateway(ari, llm, voice, workdir, args.redis_url, args.profile)
         stand_ins = (args.stt_ms / 1000, args.llm_ms / 1000, args.tts_ms / 1000)
         warm = await run_call(ari, 0)  # synthesises and caches the greeting; not measured
         report["warm_up"] = asdict(warm)
         first_n = 1
+        if args.profile is not None:
+            child.signal(signal.SIGUSR1)
         for calls in levels_wanted:
             level = await run_level(ari, child, calls, first_n, args.stagger_ms / 1000, stand_ins)
             level["stagger_ms"] = args.stagger_ms
@@ -405,12 +418,16 @@ async def main_async(args: argparse.Namespace) -> int:
             ari.events.clear()
             llm.requests.clear()
             voice.requests.clear()
+        if args.profile is not None:
+            child.signal(signal.SIGUSR2)
+            await asyncio.sleep(5)  # the profile is written before the gateway stops
     finally:
         if child is not None:
             await child.stop(20)
         await voice.stop()
         await llm.stop()
         await ari.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     report["meta"] = {
         "stt_ms": args.stt_ms,
         "llm_ms": args.llm_ms,
@@ -443,6 +460,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--llm-ms", type=float, default=300.0)
     parser.add_argument("--tts-ms", type=float, default=150.0)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="profile the gateway (pyinstrument) into PREFIX.txt"
+    )
     parser.add_argument("--out", default=None, help="JSON report (default results/voice.json)")
     args = parser.parse_args(argv)
     sys.exit(asyncio.run(main_async(args)))
