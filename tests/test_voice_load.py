@@ -45,8 +45,8 @@ MIN_GAP_MS = 100
 async def voice_vendor(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeVoiceServer]:
     """OpenAI audio (transcriptions, speech) on loopback; each distinct text synthesised once.
 
-    Twenty espeak-ng and sox processes per sentence would load the two cores this test shares
-    with the gateway, and measure the stand-in rather than the gateway.
+    Forty espeak-ng and sox runs for the same two sentences would load the two cores this
+    test shares with the gateway: the stand-in's speed is not what this test is about.
     """
     cache: dict[tuple[str, int], bytes] = {}
     synthesize = fake_voice.asynthesize
@@ -115,8 +115,8 @@ async def test_twenty_simultaneous_calls_complete_without_gaps(
         ]
         assert holes == [], "holes in the agent's speech: (call, part, gaps)"
         for i, result in enumerate(results):
-            # Both sentences of the answer were heard (espeak-ng says them in ~5 s).
-            assert result["answer_s"] > 4.0, f"call {i}: answer cut short ({result['answer_s']:.1f} s)"
+            # Both sentences of the answer were heard (~9.5 s at the stand-in's rate; one is ~5 s).
+            assert result["answer_s"] > 7.0, f"call {i}: answer cut short ({result['answer_s']:.1f} s)"
             variables = result["vars"]
             assert variables["AI_STATUS"] == "OK", (i, variables)
             assert variables["AI_END_REASON"] == "agent_ended"
