@@ -78,3 +78,18 @@ def test_startup_benchmark_reports_every_milestone(tmp_path: Path) -> None:
         # A channel parked before start is continued only once the Stasis application is connected.
         assert 0 < figures["connected_s"] <= figures["parked_continued_s"], figures
     assert "parked channel continued" in stdout
+
+
+def test_voice_benchmark_smoke_mode_completes_every_call(tmp_path: Path) -> None:
+    """Two voice calls through the gateway process: every figure reported, every call ended OK."""
+    out = tmp_path / "voice.json"
+    stdout = run_module("benchmarks.voice", "--smoke", "--out", str(out), timeout=300)
+    report = json.loads(out.read_text())
+    assert report["warm_up"]["ok"], report["warm_up"]
+    [level] = report["levels"]
+    assert level["calls"] == level["completed_ok"] == 2, level
+    for key in ("greeting_ms", "mouth_to_ear_ms", "gateway_share_ms", "barge_in_ms"):
+        assert {"p50", "p95"} <= level[key].keys(), key
+        assert level[key]["p50"] == level[key]["p50"], f"{key} is NaN"  # every call measured it
+    assert level["cpu_ms_per_call_s"] > 0
+    assert "| calls | OK |" in stdout

@@ -93,6 +93,7 @@ class MediaConnection:
         self._xon.set()
         self._pending = bytearray()
         self._play_until = 0.0
+        self._flushes = 0  # FLUSH_MEDIA sent so far: audio held back before one is dropped
         self._send_lock = asyncio.Lock()
         self._closed = asyncio.Event()
         self.close_code: int | None = None
@@ -182,10 +183,13 @@ class MediaConnection:
 
     async def _send_paced(self, message: bytes) -> None:
         frames = len(message) // self._frame_bytes
+        flushes = self._flushes
         while True:
             if self.closed:
                 raise MediaClosed(self.channel_id)
             await self._xon.wait()
+            if self._flushes != flushes:
+                return  # flushed (barge-in) while this audio waited its turn: never send it
             wait = self.lead_seconds() - self._max_lead_s
             if wait <= 0:
                 break
@@ -219,6 +223,7 @@ class MediaConnection:
         """
         self._pending.clear()
         self._play_until = 0.0
+        self._flushes += 1
         await self._send(command("FLUSH_MEDIA"))
 
     async def hangup(self) -> None:

@@ -2,7 +2,7 @@
 
 Order (each stage a pipecat `FrameProcessor`)::
 
-    Asterisk input ─▶ STT ─▶ user aggregator (Silero VAD, end of turn) ─▶ CallController
+    Asterisk input ─▶ STT ─▶ user aggregator (Silero VAD, end of turn) ─▶ CallerAudioStop ─▶ CallController
       ─▶ AgentStage (our LangChain agent) ─▶ TTS ─▶ GreetingRecorder ─▶ SentenceMarker
       ─▶ Asterisk output ─▶ assistant aggregator
 
@@ -19,12 +19,16 @@ Order (each stage a pipecat `FrameProcessor`)::
 
 from __future__ import annotations
 
+import copy
+import functools
+import gc
 from typing import Any
 
-from pipecat.audio.vad.silero import SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 from pipecat.frames.frames import (
     Frame,
+    InputAudioRawFrame,
     InterruptionFrame,
     TTSAudioRawFrame,
     TTSStoppedFrame,
@@ -53,6 +57,12 @@ from app.services.media.transport import AsteriskMediaTransport
 #: over a 400 ms window and alone delays the start of speech by ~80 ms, too slow for a
 #: barge-in within 300 ms; phone speech at normal level passes 0.3 at once.
 VAD_MIN_VOLUME = 0.3
+
+# The modules imported by now (pipecat, onnxruntime, LangChain, the app) live as long as the
+# process. Python's full collection walks every tracked object each time, which took
+# 150-330 ms with voice mode loaded: the event loop stood still and 20 callers heard a hole
+# in the agent's speech. Frozen objects are left out of every later collection.
+gc.freeze()
 
 
 class GreetingRecorder(FrameProcessor):
@@ -88,6 +98,48 @@ class GreetingRecorder(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
+@functools.cache
+def _silero_model() -> SileroOnnxModel:
+    """The Silero ONNX model, loaded once per process (the file ships in the pipecat wheel)."""
+    return SileroVADAnalyzer()._model
+
+
+class SharedSileroVADAnalyzer(SileroVADAnalyzer):
+    """pipecat's Silero VAD with the process's one ONNX session and the call's own state.
+
+    Loading the model (an ONNX Runtime session) took ~35 ms of event-loop time per call, so
+    calls arriving together delayed each other's greetings. ``InferenceSession.run`` is
+    thread-safe; the recurrent state and audio context stay per call (`reset_states`).
+
+    Args:
+        params: VAD parameters (start/stop seconds, confidence).
+    """
+
+    def __init__(self, *, params: VADParams) -> None:
+        VADAnalyzer.__init__(self, sample_rate=None, params=params)
+        self._model = copy.copy(_silero_model())
+        self._model.reset_states()  # type: ignore[no-untyped-call]
+        self._windows_since_reset = 0
+        self._low_confidence_windows = 0
+
+
+class CallerAudioStop(FrameProcessor):
+    """Ends the caller's audio frames after voice activity and end-of-turn detection.
+
+    pipecat's user aggregator passes every ``InputAudioRawFrame`` (50 per second per call
+    at 20 ms) on downstream, though no later stage uses them; each stage a frame crosses
+    costs event-loop time, which at 20 calls in one process left Asterisk's playout queue
+    short of agent audio (gaps the caller hears).
+    """
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Drop caller audio; pass everything else on."""
+        if isinstance(frame, InputAudioRawFrame):
+            return
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+
+
 def build_worker(
     transport: AsteriskMediaTransport,
     stt: FrameProcessor,
@@ -115,7 +167,7 @@ def build_worker(
             (default: pipecat's `AlwaysUserMuteStrategy`).
     """
     rate = transport.input().sample_rate or 8000
-    vad = SileroVADAnalyzer(
+    vad = SharedSileroVADAnalyzer(
         params=VADParams(
             start_secs=max(0.05, voice.barge_in_min_speech_ms / 1000.0),
             stop_secs=0.2,
@@ -146,6 +198,7 @@ def build_worker(
             TimelineTap(marker.tracker),
             pair.user(),
             TimelineTap(marker.tracker),
+            CallerAudioStop(),
             *stages,
             tts,
             recorder,

@@ -49,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 #: With no caller frame for this long (ms), the input side starts feeding silence.
 IDLE_FILL_MS = 60
+#: Agent audio handed to the media connection per write, in ms. Each write is one trip
+#: through the output transport and one WebSocket message; 20 ms writes cost 5 times the
+#: event-loop time and left 20 calls in one process short of time (gaps at the caller).
+OUT_CHUNK_MS = 100
 
 
 def decode(payload: bytes, codec: MediaCodec) -> bytes:
@@ -105,27 +109,31 @@ class AsteriskInputTransport(BaseInputTransport):
     async def _read_audio(self) -> None:
         fmt = self._conn.format
         frame_s = fmt.frame_ms / 1000.0
-        silence = bytes(fmt.sample_rate_hz * fmt.frame_ms // 1000 * 2)
+        frame_pcm_bytes = fmt.sample_rate_hz * fmt.frame_ms // 1000 * 2
         idle_s = IDLE_FILL_MS / 1000.0
         next_fill = 0.0
         while True:
             try:
                 payload = await asyncio.wait_for(self._conn.audio.get(), timeout=idle_s)
             except TimeoutError:
-                # No frames from a quiet caller: feed silence at real time (time-based end of speech).
+                # No frames from a quiet caller: feed silence at real time (time-based end of
+                # speech), all frames due in one chunk (fewer trips through the pipeline).
                 now = time.monotonic()
                 next_fill = max(next_fill, now - idle_s)
-                while next_fill <= now:
-                    await self.push_audio_frame(InputAudioRawFrame(silence, fmt.sample_rate_hz, 1))
-                    next_fill += frame_s
+                due = int((now - next_fill) / frame_s) + 1
+                next_fill += due * frame_s
+                silence = bytes(frame_pcm_bytes * due)
+                await self.push_audio_frame(InputAudioRawFrame(silence, fmt.sample_rate_hz, 1))
                 continue
-            if payload == END_OF_AUDIO:
+            payload, ended = _drain(self._conn.audio, payload)
+            if payload:
+                next_fill = time.monotonic() + frame_s
+                pcm = decode(payload, fmt.codec)
+                await self.push_audio_frame(InputAudioRawFrame(pcm, fmt.sample_rate_hz, 1))
+            if ended:
                 if self.on_media_closed is not None:
                     await self.on_media_closed()
                 return
-            next_fill = time.monotonic() + frame_s
-            pcm = decode(payload, fmt.codec)
-            await self.push_audio_frame(InputAudioRawFrame(pcm, fmt.sample_rate_hz, 1))
 
     async def _read_events(self) -> None:
         while True:
@@ -136,6 +144,24 @@ class AsteriskInputTransport(BaseInputTransport):
                 self._tracker.played(event.correlation_id)
             elif event.event == "CLOSED":
                 return
+
+
+def _drain(queue: asyncio.Queue[bytes], first: bytes) -> tuple[bytes, bool]:
+    """`first` joined with the caller frames already queued, and whether the connection ended.
+
+    A loop that fell behind catches up in one trip through the pipeline.
+    """
+    if first == END_OF_AUDIO:
+        return b"", True
+    if queue.empty():
+        return first, False
+    parts = [first]
+    while not queue.empty():
+        item = queue.get_nowait()
+        if item == END_OF_AUDIO:
+            return b"".join(parts), True
+        parts.append(item)
+    return b"".join(parts), False
 
 
 def _keypad(digit: str) -> Any:
@@ -200,7 +226,8 @@ class AsteriskMediaTransport(BaseTransport):
             audio_in_sample_rate=rate,
             audio_out_enabled=True,
             audio_out_sample_rate=rate,
-            audio_out_10ms_chunks=2,
+            # 100 ms per write: one chan_websocket message of 5 frames (see MediaConnection).
+            audio_out_10ms_chunks=OUT_CHUNK_MS // 10,
             audio_out_auto_silence=False,
             audio_out_end_silence_secs=0,
         )
