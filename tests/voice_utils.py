@@ -88,8 +88,9 @@ async def wait_quiet(caller: FakeCaller, moment: float, timeout: float = 15.0) -
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        stopped = caller.recording.audio_stopped_after(moment)
-        if stopped and loop.time() - stopped > 0.3:
+        # 600 ms without speech: pauses between words and sentences are shorter.
+        stopped = caller.recording.audio_stopped_after(moment, quiet_ms=600)
+        if caller.recording.audio_started_after(moment) is not None and loop.time() - stopped > 0.6:
             return stopped
         await asyncio.sleep(0.05)
     raise TimeoutError("the agent kept talking")

@@ -139,7 +139,8 @@ async def _wait_quiet(caller: FakeCaller, after: float, timeout_s: float) -> Non
     while loop.time() < deadline:
         started = caller.recording.audio_started_after(after)
         if started is not None:
-            stopped = caller.recording.audio_stopped_after(after)
+            # Quiet means no speech for QUIET_S: shorter pauses between words and sentences don't count.
+            stopped = caller.recording.audio_stopped_after(after, quiet_ms=QUIET_S * 1000)
             if stopped and loop.time() - stopped > QUIET_S:
                 return
         await asyncio.sleep(0.05)

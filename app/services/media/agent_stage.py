@@ -64,6 +64,7 @@ class AgentTurn:
     first_sentence_at: float | None = None
     request: TurnRequest | None = None
     heard_from: int = 0
+    responses_before: int = 0
     cut_off: bool = False
 
 
@@ -138,6 +139,7 @@ class AgentStage(FrameProcessor):
         turn = AgentTurn(user_text=text, started=asyncio.get_running_loop().time())
         if self._tracker is not None:
             turn.heard_from = len(self._tracker.heard)
+            turn.responses_before = self._tracker.responses_heard
         self.current = turn
         self._task = asyncio.create_task(self._run(turn), name="voice-turn")
 

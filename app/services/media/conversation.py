@@ -219,6 +219,8 @@ class VoiceConversation:
         turn = self._stage.current
         if turn is None or turn.request is None or turn.cut_off:
             return
+        if not turn.interrupted and self._tracker.responses_heard > turn.responses_before:
+            return  # its end-of-speech mark came back: the whole answer was heard
         heard = self._tracker.heard[turn.heard_from :]
         said_words = sum(len(s.split()) for s in turn.sentences)
         if not turn.interrupted and sum(len(s.split()) for s in heard) >= said_words:

@@ -50,7 +50,7 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from app.services.domain import VoiceSettings
-from app.services.media.playout import SentenceMarker, TimelineTap
+from app.services.media.playout import SentenceMarker, TimelineTap, note_transcripts
 from app.services.media.transport import AsteriskMediaTransport
 
 #: Silero VAD's loudness gate (0-1, pipecat's BS.1770 scale). pipecat's default (0.6) rises
@@ -167,6 +167,7 @@ def build_worker(
             (default: pipecat's `AlwaysUserMuteStrategy`).
     """
     rate = transport.input().sample_rate or 8000
+    note_transcripts(stt, marker.tracker)
     vad = SharedSileroVADAnalyzer(
         params=VADParams(
             start_secs=max(0.05, voice.barge_in_min_speech_ms / 1000.0),
@@ -195,10 +196,9 @@ def build_worker(
         [
             transport.input(),
             stt,
-            TimelineTap(marker.tracker),
             pair.user(),
-            TimelineTap(marker.tracker),
             CallerAudioStop(),
+            TimelineTap(marker.tracker),
             *stages,
             tts,
             recorder,

@@ -166,11 +166,28 @@ class SentenceMarker(FrameProcessor):
             await self.push_frame(SentenceMarkFrame(mark_id=self._tracker.next_id(), text=frame.text.strip()))
 
 
-class TimelineTap(FrameProcessor):
-    """Notes when the caller stopped speaking (VAD) and when transcripts arrived, for latencies.
+def note_transcripts(stt: FrameProcessor, tracker: PlayoutTracker) -> None:
+    """Note when `stt` pushes each `TranscriptionFrame` (the STT final, for latencies).
 
-    Placed once after speech-to-text (transcripts) and once after the user aggregator (the
-    VAD's end of speech); it passes every frame on unchanged.
+    A wrapper on the service's own `push_frame` rather than another processor after it:
+    every caller audio frame passes the STT service, and each extra pipeline stage costs
+    those frames a queue hop (at 20 calls that shows as holes in the agent's speech).
+    """
+    push = stt.push_frame
+
+    async def push_frame(frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
+        if isinstance(frame, TranscriptionFrame):
+            tracker.transcripts.append(time.monotonic())
+        await push(frame, direction)
+
+    stt.push_frame = push_frame  # type: ignore[method-assign]
+
+
+class TimelineTap(FrameProcessor):
+    """Notes when the caller stopped speaking (the VAD's `VADUserStoppedSpeakingFrame`).
+
+    It sits after the user aggregator and after caller audio stops there, so no audio
+    frame passes it; it passes every frame on unchanged.
     """
 
     def __init__(self, tracker: PlayoutTracker, **kwargs: Any) -> None:
@@ -180,8 +197,6 @@ class TimelineTap(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Record the moment; pass the frame on."""
         await super().process_frame(frame, direction)
-        if isinstance(frame, TranscriptionFrame):
-            self._tracker.transcripts.append(time.monotonic())
-        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+        if isinstance(frame, VADUserStoppedSpeakingFrame):
             self._tracker.speech_stops.append(time.monotonic())
         await self.push_frame(frame, direction)
