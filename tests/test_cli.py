@@ -134,7 +134,10 @@ def test_demo_voice_offline_prints_the_conversation_and_writes_the_call_as_wav(
     assert re.search(r"STT heard:    \S.*", out), out
     assert "tool call:    check_order({'order_id': '42'}) -> ok 200" in out
     assert 'The tool check_order returned: {"order_id":"42","status":"shipped"' in out
-    assert re.search(r"latencies:    llm first sentence \d+ ms", out), out
+    assert re.search(
+        r"latencies:    stt final \d+ ms, llm first sentence \d+ ms, tts first audio \d+ ms, first frame sent \d+ ms",
+        out,
+    ), out
     assert "Dialplan gets: AI_STATUS=OK AI_END_REASON=agent_ended AI_TURNS=2" in out
     assert f"Recording (both sides, 16 kHz WAV): {wav_path}" in out
     with wave.open(str(wav_path), "rb") as w:
