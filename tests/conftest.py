@@ -28,6 +28,7 @@ from app.main import create_app
 from app.services.gateway import GatewayState
 from app.testing.fake_ari import FakeAriServer
 from app.testing.fake_llm import FakeLLMServer
+from app.testing.fake_voice import FakeVoiceServer
 from tests.utils import ToolApi
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -123,6 +124,13 @@ async def fake_llm() -> AsyncIterator[FakeLLMServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+async def voice_vendor() -> AsyncIterator[FakeVoiceServer]:
+    """OpenAI audio, Deepgram and the TTS vendor on loopback (`app/testing/fake_voice.py`)."""
+    async with FakeVoiceServer() as server:
+        yield server
 
 
 @pytest.fixture

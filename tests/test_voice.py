@@ -8,7 +8,6 @@ stand-ins. Each test asserts what the caller hears and what the dialplan gets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -34,13 +33,6 @@ from tests.voice_utils import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def voice_vendor() -> AsyncIterator[FakeVoiceServer]:
-    """OpenAI audio, Deepgram and the TTS vendor on loopback."""
-    async with FakeVoiceServer() as server:
-        yield server
 
 
 async def _support_prompt(app: Any, tool_api: ToolApi, **voice: Any) -> None:

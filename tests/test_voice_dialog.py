@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -45,13 +44,6 @@ GATEWAY_WPM = 160
 SEGMENT_QUIET_S = 0.7
 #: A greeting without pauses inside, so the end of it is plain to hear.
 GREETING = "How can I help you today?"
-
-
-@pytest.fixture
-async def voice_vendor() -> AsyncIterator[FakeVoiceServer]:
-    """OpenAI audio on loopback."""
-    async with FakeVoiceServer() as server:
-        yield server
 
 
 @functools.cache

@@ -12,7 +12,6 @@ import asyncio
 import audioop
 import time
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +52,6 @@ LONG_ANSWER = (
     "You can follow it online with the tracking number we sent you by email.",
     "Is there anything else I can help you with today?",
 )
-
-
-@pytest.fixture
-async def voice_vendor() -> AsyncIterator[FakeVoiceServer]:
-    """OpenAI audio, Deepgram and the TTS vendor on loopback."""
-    async with FakeVoiceServer() as server:
-        yield server
 
 
 async def _prompt(app: Any, **voice: Any) -> None:

@@ -19,6 +19,7 @@ from tests.conftest import llm_provider_overrides, run_gateway, state_of
 
 TEST_OPENAI_AUDIO_KEY = "sk-test-voice-audio-000000000000"
 
+
 #: The voice settings every test prompt starts from (short timers keep the tests quick).
 BASE_VOICE: dict[str, Any] = {
     "greeting": "Hello, this is the order line. How can I help?",
