@@ -18,6 +18,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
+from redis.asyncio import Redis
 
 from app.core.config import Settings
 from app.core.database import create_engine, create_session_factory, prepare_database
@@ -115,30 +116,10 @@ async def open_gateway(
         max_connections=min(settings.max_concurrent_calls + 20, 1000),
     )
     stack.push_async_callback(redis.aclose)
-    host_policy = HostPolicy(settings.tool_allowed_hosts)
-    http = create_tool_http_client(
-        host_policy, max_connections=200, timeout=httpx.Timeout(settings.tool_default_timeout_seconds)
-    )
-    stack.push_async_callback(http.aclose)
-    executor = ToolExecutor(
-        http, max_response_bytes=settings.tool_max_response_bytes, policy=host_policy, metrics=metrics
-    )
-    stack.push_async_callback(providers.aclose)
-    models = ModelFactory(
-        providers, timeout_s=settings.llm_request_timeout_seconds, max_retries=settings.llm_max_retries
-    )
-    stack.push_async_callback(models.aclose)
-    memory = ConversationMemory(
-        redis,
-        prefix=settings.redis_key_prefix,
-        ttl_seconds=settings.conversation_ttl_seconds,
-        max_turns=settings.conversation_max_turns,
-    )
     call_log = CallLogWriter(session_factory, metrics=metrics)
     call_log.start()
     stack.push_async_callback(call_log.stop)
-    turns = TurnService(settings, catalog, AiService(models, executor), memory, call_log, metrics)
-    stack.push_async_callback(turns.aclose)
+    http, executor, models, turns = _open_agent(settings, providers, stack, catalog, redis, call_log, metrics)
     limiter = LoginLimiter(
         redis,
         prefix=settings.redis_key_prefix,
@@ -161,6 +142,40 @@ async def open_gateway(
         login_limiter=limiter,
         models=models,
     )
+
+
+def _open_agent(
+    settings: Settings,
+    providers: ProviderRegistry,
+    stack: AsyncExitStack,
+    catalog: Catalog,
+    redis: Redis,
+    call_log: CallLogWriter,
+    metrics: Metrics,
+) -> tuple[httpx.AsyncClient, ToolExecutor, ModelFactory, TurnService]:
+    """The tools' HTTP client and executor, the model factory, memory and the turn service."""
+    host_policy = HostPolicy(settings.tool_allowed_hosts)
+    http = create_tool_http_client(
+        host_policy, max_connections=200, timeout=httpx.Timeout(settings.tool_default_timeout_seconds)
+    )
+    stack.push_async_callback(http.aclose)
+    executor = ToolExecutor(
+        http, max_response_bytes=settings.tool_max_response_bytes, policy=host_policy, metrics=metrics
+    )
+    stack.push_async_callback(providers.aclose)
+    models = ModelFactory(
+        providers, timeout_s=settings.llm_request_timeout_seconds, max_retries=settings.llm_max_retries
+    )
+    stack.push_async_callback(models.aclose)
+    memory = ConversationMemory(
+        redis,
+        prefix=settings.redis_key_prefix,
+        ttl_seconds=settings.conversation_ttl_seconds,
+        max_turns=settings.conversation_max_turns,
+    )
+    turns = TurnService(settings, catalog, AiService(models, executor), memory, call_log, metrics)
+    stack.push_async_callback(turns.aclose)
+    return http, executor, models, turns
 
 
 def _notice_if_no_llm(models: ModelFactory) -> None:

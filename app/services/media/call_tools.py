@@ -57,55 +57,58 @@ def build_call_tools(
     """
     tools: list[CallTool] = []
     if offer_end_call:
-
-        async def end_call(args: dict[str, Any]) -> str:
-            request.action = "end"
-            request.reason = str(args.get("reason", ""))[:200]
-            return "The call will end after your closing sentence. Say goodbye now."
-
-        tools.append(
-            CallTool(
-                name="end_call",
-                description=(
-                    "End the phone call. Call it when the caller's request is complete or the "
-                    "caller says goodbye, then say one short closing sentence."
-                ),
-                parameters={
-                    "type": "object",
-                    "properties": {"reason": {"type": "string", "maxLength": 200}},
-                    "additionalProperties": False,
-                },
-                handler=end_call,
-            )
-        )
+        tools.append(_end_call_tool(request))
     if offer_transfer_call and targets:
-        by_name = {t.name: t for t in targets}
-
-        async def transfer_call(args: dict[str, Any]) -> str:
-            name = str(args.get("target", ""))
-            target = by_name.get(name)
-            if target is None:
-                valid = ", ".join(sorted(by_name))
-                return f"error: '{name}' is not a transfer target. Valid targets: {valid}."
-            request.action, request.target = "transfer", target
-            request.reason = str(args.get("reason", ""))[:200]
-            return f"Transferring to {name} after your next sentence. Tell the caller briefly."
-
-        listing = "; ".join(f"{t.name}: {t.description}" for t in targets)
-        tools.append(
-            CallTool(
-                name="transfer_call",
-                description=f"Transfer the caller (blind transfer). Targets: {listing}",
-                parameters={
-                    "type": "object",
-                    "properties": {
-                        "target": {"type": "string", "enum": sorted(by_name)},
-                        "reason": {"type": "string", "maxLength": 200},
-                    },
-                    "required": ["target"],
-                    "additionalProperties": False,
-                },
-                handler=transfer_call,
-            )
-        )
+        tools.append(_transfer_call_tool(request, targets))
     return tuple(tools)
+
+
+def _end_call_tool(request: CallControlRequest) -> CallTool:
+    async def end_call(args: dict[str, Any]) -> str:
+        request.action = "end"
+        request.reason = str(args.get("reason", ""))[:200]
+        return "The call will end after your closing sentence. Say goodbye now."
+
+    return CallTool(
+        name="end_call",
+        description=(
+            "End the phone call. Call it when the caller's request is complete or the "
+            "caller says goodbye, then say one short closing sentence."
+        ),
+        parameters={
+            "type": "object",
+            "properties": {"reason": {"type": "string", "maxLength": 200}},
+            "additionalProperties": False,
+        },
+        handler=end_call,
+    )
+
+
+def _transfer_call_tool(request: CallControlRequest, targets: tuple[TransferTarget, ...]) -> CallTool:
+    by_name = {t.name: t for t in targets}
+
+    async def transfer_call(args: dict[str, Any]) -> str:
+        name = str(args.get("target", ""))
+        target = by_name.get(name)
+        if target is None:
+            valid = ", ".join(sorted(by_name))
+            return f"error: '{name}' is not a transfer target. Valid targets: {valid}."
+        request.action, request.target = "transfer", target
+        request.reason = str(args.get("reason", ""))[:200]
+        return f"Transferring to {name} after your next sentence. Tell the caller briefly."
+
+    listing = "; ".join(f"{t.name}: {t.description}" for t in targets)
+    return CallTool(
+        name="transfer_call",
+        description=f"Transfer the caller (blind transfer). Targets: {listing}",
+        parameters={
+            "type": "object",
+            "properties": {
+                "target": {"type": "string", "enum": sorted(by_name)},
+                "reason": {"type": "string", "maxLength": 200},
+            },
+            "required": ["target"],
+            "additionalProperties": False,
+        },
+        handler=transfer_call,
+    )

@@ -168,30 +168,7 @@ def build_worker(
     """
     rate = transport.input().sample_rate or 8000
     note_transcripts(stt, marker.tracker)
-    vad = SharedSileroVADAnalyzer(
-        params=VADParams(
-            start_secs=max(0.05, voice.barge_in_min_speech_ms / 1000.0),
-            stop_secs=0.2,
-            min_volume=VAD_MIN_VOLUME,
-        )
-    )
-    stop: list[Any]
-    if smart_turn:
-        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
-        from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
-
-        stop = [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())]
-    else:
-        stop = [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=voice.end_of_turn_ms / 1000.0)]
-    pair = LLMContextAggregatorPair(
-        LLMContext(),
-        user_params=LLMUserAggregatorParams(
-            vad_analyzer=vad,
-            user_turn_strategies=UserTurnStrategies(start=[VADUserTurnStartStrategy()], stop=stop),
-            user_mute_strategies=[] if voice.barge_in else [mute or AlwaysUserMuteStrategy()],  # type: ignore[no-untyped-call]
-            user_idle_timeout=0,
-        ),
-    )
+    pair = LLMContextAggregatorPair(LLMContext(), user_params=_user_turns(voice, smart_turn, mute))
     pipeline = Pipeline(
         [
             transport.input(),
@@ -214,4 +191,31 @@ def build_worker(
         enable_rtvi=False,
         enable_turn_tracking=False,
         check_dangling_tasks=False,
+    )
+
+
+def _user_turns(
+    voice: VoiceSettings, smart_turn: bool, mute: BaseUserMuteStrategy | None
+) -> LLMUserAggregatorParams:
+    """How the caller's turns start and end: Silero VAD, the end-of-turn rule, barge-in muting."""
+    vad = SharedSileroVADAnalyzer(
+        params=VADParams(
+            start_secs=max(0.05, voice.barge_in_min_speech_ms / 1000.0),
+            stop_secs=0.2,
+            min_volume=VAD_MIN_VOLUME,
+        )
+    )
+    stop: list[Any]
+    if smart_turn:
+        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+        from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+
+        stop = [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())]
+    else:
+        stop = [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=voice.end_of_turn_ms / 1000.0)]
+    return LLMUserAggregatorParams(
+        vad_analyzer=vad,
+        user_turn_strategies=UserTurnStrategies(start=[VADUserTurnStartStrategy()], stop=stop),
+        user_mute_strategies=[] if voice.barge_in else [mute or AlwaysUserMuteStrategy()],  # type: ignore[no-untyped-call]
+        user_idle_timeout=0,
     )
