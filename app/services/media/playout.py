@@ -67,13 +67,15 @@ class PlayoutTracker:
         heard: sentences whose marks Asterisk reported played, in order.
         pending: mark id -> sentence, sent but not yet played.
         on_flush: called after each ``FLUSH_MEDIA`` (a barge-in), once `heard` is final.
-        first_audio_sent_at: `time.monotonic()` of the first agent audio frame sent (s).
+        responses_heard: answers (and reprompts, goodbyes) whose end-of-speech mark came back.
+        onsets: when agent audio went out after a pause (`time.monotonic()`, s).
+        tts_onsets: when text-to-speech produced audio after a pause (s).
+        speech_stops: when the VAD heard the caller stop (s). transcripts: when STT finals came (s).
     """
 
     heard: list[str] = field(default_factory=list)
     pending: dict[str, str] = field(default_factory=dict)
     responses_heard: int = 0
-    first_audio_sent_at: float | None = None
     last_audio_sent_at: float | None = None
     onsets: list[float] = field(default_factory=list)
     tts_onsets: list[float] = field(default_factory=list)
@@ -110,8 +112,6 @@ class PlayoutTracker:
     def audio_sent(self) -> None:
         """One agent audio chunk went out; a chunk after ≥ `ONSET_GAP_S` of none starts speech."""
         now = time.monotonic()
-        if self.first_audio_sent_at is None:
-            self.first_audio_sent_at = now
         if self.last_audio_sent_at is None or now - self.last_audio_sent_at >= ONSET_GAP_S:
             self.onsets.append(now)
         self.last_audio_sent_at = now
@@ -142,7 +142,6 @@ class SentenceMarker(FrameProcessor):
     def __init__(self, tracker: PlayoutTracker, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._tracker = tracker
-        self.first_tts_audio_at: float | None = None
 
     @property
     def tracker(self) -> PlayoutTracker:
@@ -157,8 +156,6 @@ class SentenceMarker(FrameProcessor):
             return
         if isinstance(frame, TTSAudioRawFrame):
             self._tracker.tts_audio()
-            if self.first_tts_audio_at is None:
-                self.first_tts_audio_at = time.monotonic()
         elif isinstance(frame, LLMFullResponseEndFrame | SpeechEndFrame):
             # Everything this answer (or reprompt/goodbye) said has played once this mark returns.
             await self.push_frame(SentenceMarkFrame(mark_id=self._tracker.next_id(), text=END_OF_SPEECH))

@@ -70,7 +70,8 @@ class VoiceTimeline:
 
     Attributes:
         stasis_start: `time.monotonic()` of `StasisStart` (s).
-        greeting_sent_at: when the greeting was queued (s), and whether it came from the cache.
+        greeting_at: when the greeting was queued (`time.monotonic()`, s).
+        greeting_cached: whether it came from the greeting cache.
     """
 
     stasis_start: float = 0.0
